@@ -1,0 +1,168 @@
+"""Cost of each activation relative to ReLU, measured side by side in one process.
+
+1. forward + backward of the activation alone on a [64, 16, 16, 64] tensor, relative to keras.ops.relu;
+2. one training step (Adam, batch 64) of reference_cnn on CIFAR-10-shaped inputs, relative to the same
+   network with ReLU.
+
+Each ratio is the median over interleaved pairs (ReLU, activation, ReLU, activation, ...), so slow
+drifts of a shared machine hit both sides alike. ``--jit`` chooses plain TensorFlow graphs, XLA
+(``jit_compile=True``, Keras's "auto" choice on TensorFlow) or both. Prints a markdown table;
+``--append`` adds it, with the command, to bench/RESULTS.md.
+
+    python bench/activations.py --append                                  # every activation, no XLA
+    python bench/activations.py --activations relu frelu frelu_light flexrelu --jit both --append
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_frelu  # noqa: E402
+from keras_frelu import models  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+TENSOR_SHAPE = (64, 16, 16, 64)
+IMAGE_SHAPE, CLASSES, BATCH = (32, 32, 3), 10, 64
+
+
+def seconds_per_call(function, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        result = function()
+    keras.ops.convert_to_numpy(tf.nest.flatten(result)[0])  # the work has finished when the clock stops
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(baseline, candidate, pairs, calls):
+    """Median of candidate/baseline over interleaved pairs, and the median seconds of each."""
+    baseline_times, candidate_times = [], []
+    for _ in range(pairs):
+        baseline_times.append(seconds_per_call(baseline, calls))
+        candidate_times.append(seconds_per_call(candidate, calls))
+    ratios = [c / b for b, c in zip(baseline_times, candidate_times)]
+    return statistics.median(ratios), statistics.median(baseline_times), statistics.median(candidate_times)
+
+
+def activation_step(activation, jit):
+    """A compiled forward + backward of one activation (a layer, or keras.ops.relu) on TENSOR_SHAPE."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=TENSOR_SHAPE).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=TENSOR_SHAPE).astype(np.float32))
+    if activation is None:
+        apply, weights = keras.ops.relu, []
+    else:
+        layer = keras_frelu.get(activation)
+        layer.build(TENSOR_SHAPE)
+        weights = [w.value for w in layer.trainable_weights]
+
+        def apply(inputs):
+            return layer(inputs, training=True)
+
+    @tf.function(jit_compile=jit)
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = apply(x)
+        return tape.gradient(y, [x] + weights, output_gradients=upstream)
+
+    step()  # trace and compile outside the timing
+    return step
+
+
+def training_step(activation, jit):
+    """One Adam step of reference_cnn on a fixed CIFAR-shaped batch, via Keras's own train function."""
+    keras.utils.set_random_seed(0)
+    model = models.reference_cnn(IMAGE_SHAPE, CLASSES, activation=activation)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+    rng = np.random.default_rng(0)
+    images = rng.random((BATCH,) + IMAGE_SHAPE, dtype=np.float32)
+    labels = rng.integers(0, CLASSES, BATCH).astype(np.int32)
+    for _ in range(3):  # compile, then let caches and the allocator settle
+        model.train_on_batch(images, labels)
+
+    def step():
+        return model.train_on_batch(images, labels)
+
+    return step
+
+
+def run(activations, modes, pairs, calls, step_pairs):
+    rows = {name: {} for name in activations}
+    for jit in modes:
+        tag = "XLA" if jit else "no XLA"
+        relu_op = activation_step(None, jit)
+        relu_net = training_step("relu", jit)
+        for name in activations:
+            ratio, base, own = interleaved(relu_op, activation_step(name, jit), pairs, calls)
+            rows[name][("op", jit)] = (ratio, own * 1e3)
+            step_ratio, step_base, step_own = interleaved(relu_net, training_step(name, jit), step_pairs, 1)
+            rows[name][("step", jit)] = (step_ratio, step_own * 1e3)
+            print(f"[{tag}] {name:12s} op {ratio:5.2f}x ({own * 1e3:6.2f} ms vs relu {base * 1e3:5.2f} ms)  "
+                  f"step {step_ratio:5.2f}x ({step_own * 1e3:6.1f} ms vs relu {step_base * 1e3:6.1f} ms)",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def table(rows, modes):
+    header = ["activation"]
+    for jit in modes:
+        tag = "XLA" if jit else "no XLA"
+        header += [f"fwd+bwd / relu ({tag})", f"ms ({tag})", f"train step / relu ({tag})", f"ms ({tag})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, cells in rows.items():
+        row = [name]
+        for jit in modes:
+            (op_ratio, op_ms), (step_ratio, step_ms) = cells[("op", jit)], cells[("step", jit)]
+            row += [f"{op_ratio:.2f}", f"{op_ms:.2f}", f"{step_ratio:.2f}", f"{step_ms:.1f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--activations", nargs="+", default=keras_frelu.available(),
+                        help="registry names (default: all)")
+    parser.add_argument("--jit", choices=("off", "on", "both"), default="off",
+                        help="XLA compilation of the measured functions (default: %(default)s)")
+    parser.add_argument("--pairs", type=int, default=15, help="interleaved pairs per activation-alone ratio")
+    parser.add_argument("--calls", type=int, default=10, help="calls timed together in one activation-alone sample")
+    parser.add_argument("--step-pairs", type=int, default=15, help="interleaved pairs per training-step ratio")
+    parser.add_argument("--append", action="store_true", help=f"append the table to {RESULTS}")
+    args = parser.parse_args(argv)
+    activations = [keras_frelu.registry.canonical_name(name) for name in args.activations]
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
+
+    rows = run(activations, modes, args.pairs, args.calls, args.step_pairs)
+    markdown = table(rows, modes)
+    print(markdown)
+    if args.append:
+        command = "python bench/activations.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+        new_file = not os.path.exists(RESULTS)
+        with open(RESULTS, "a") as results:
+            if new_file:
+                results.write("# Benchmark results\n")
+            results.write(
+                f"\n## Activation cost relative to ReLU ({datetime.date.today().isoformat()})\n\n"
+                f"`{command.strip()}`\n\n"
+                f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
+                f"Keras {keras.__version__}. fwd+bwd: the activation alone on {list(TENSOR_SHAPE)}; train step: "
+                f"reference_cnn {IMAGE_SHAPE}, batch {BATCH}, Adam, `train_on_batch`. Ratios are medians over "
+                f"interleaved pairs with ReLU ({args.pairs} and {args.step_pairs}); ms are medians per call.\n\n"
+                f"{markdown}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""What the ActivationMonitor costs: reference_cnn training with and without it, side by side in one process.
+
+Runs alternate (without, with, without, with, ...) so that drifts of the machine hit both the same way;
+each run builds the model afresh (same seed) and trains ``--steps`` steps with ``model.fit`` on synthetic
+images of ``--shape``; the monitor runs at its defaults (every 100 steps, figures every 1000, a final set
+at the end) on a fixed sample of 16 images with labels (so gradient norms are included). The wall time of
+``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``.
+
+    python bench/monitor_overhead.py --shape 32 32 3 --steps 1000 --repeats 3
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from keras_frelu import models  # noqa: E402
+from keras_frelu.cli import ArgumentParser, run  # noqa: E402
+from keras_frelu.errors import UsageError  # noqa: E402
+from keras_frelu.monitor import ActivationMonitor  # noqa: E402
+
+NUM_CLASSES = 10
+SAMPLE_SIZE = 16
+
+
+def parse_args(argv):
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", type=int, nargs=3, default=(32, 32, 3), metavar=("H", "W", "C"),
+                        help="image shape (default 32 32 3, CIFAR/SVHN; 28 28 1 is MNIST, 8 8 1 digits)")
+    parser.add_argument("--steps", type=int, default=1000, help="training steps per run (default 1000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (default 3)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--activation", default="relu")
+    args = parser.parse_args(argv)
+    for name in ("steps", "repeats", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if min(args.shape) < 1:
+        raise UsageError(f"--shape takes three positive sizes, got {args.shape}")
+    return args
+
+
+def synthetic_data(shape, batch_size, seed=0):
+    """A repeating tf.data pipeline of random images and labels, and a fixed sample with labels."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((1024, *shape), dtype=np.float32)
+    labels = rng.integers(0, NUM_CLASSES, 1024).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(1024, seed=seed)
+    dataset = dataset.batch(batch_size, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
+    return dataset, images[:SAMPLE_SIZE], labels[:SAMPLE_SIZE]
+
+
+def timed_fit(args, dataset, steps, callbacks):
+    keras.utils.set_random_seed(0)
+    model = models.reference_cnn(tuple(args.shape), NUM_CLASSES, activation=args.activation)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    dataset, sample, labels = synthetic_data(tuple(args.shape), args.batch_size)
+    timed_fit(args, dataset, 20, [])  # warm-up: TensorFlow's one-time start-up costs belong to neither side
+    times = {"without": [], "with": []}
+    with tempfile.TemporaryDirectory() as log_root:
+        for repeat in range(args.repeats):
+            times["without"].append(timed_fit(args, dataset, args.steps, []))
+            monitor = ActivationMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
+            times["with"].append(timed_fit(args, dataset, args.steps, [monitor]))
+            print(f"repeat {repeat + 1}/{args.repeats}: without {times['without'][-1]:.2f} s, "
+                  f"with {times['with'][-1]:.2f} s", flush=True)
+    without, with_monitor = statistics.median(times["without"]), statistics.median(times["with"])
+    shape = "x".join(map(str, args.shape))
+    print(f"reference_cnn ({args.activation}), {shape} images, batch {args.batch_size}, {args.steps} steps, "
+          f"{args.repeats} runs each: median without monitor {without:.2f} s "
+          f"({without / args.steps * 1000:.1f} ms/step), with monitor {with_monitor:.2f} s; "
+          f"overhead {with_monitor / without - 1:+.1%} (ratio {with_monitor / without:.3f})")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Evaluate a trained run on the whole test split: accuracy, per-class accuracy, confusion matrix.
+
+    python evaler.py --train_dir train_dir/digits-frelu-reference_cnn-seed0
+    python evaler.py --checkpoint train_dir/RUN/checkpoints/ckpt-00003000.keras --dataset digits
+
+Writes eval.json and confusion.png next to the run, and the confusion matrix to TensorBoard (eval/).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+from keras_frelu import cli, evaluation  # noqa: E402
+from keras_frelu.errors import UsageError  # noqa: E402
+
+
+def build_parser():
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train_dir", help="run directory made by trainer.py (its newest checkpoint is used)")
+    parser.add_argument("--checkpoint", help="a .keras checkpoint to evaluate instead of the newest one")
+    parser.add_argument("--dataset", help="dataset name or folder (default: the one the run was trained on)")
+    parser.add_argument("--data_dir", help="folder holding the datasets (default: the run's)")
+    parser.add_argument("--batch_size", type=int, default=256, help="inference batch size (default: %(default)s)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise UsageError(f"--batch_size must be at least 1, got {args.batch_size}")
+    report = evaluation.evaluate(run_dir=args.train_dir, checkpoint=args.checkpoint, dataset=args.dataset,
+                                 data_dir=args.data_dir, batch_size=args.batch_size)
+    print(f"{report['dataset']} test split ({report['test_size']} images), step {report['step']}: "
+          f"accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f}")
+    width = max(len(name) for name in report["class_names"])
+    print("per-class accuracy:")
+    for name, accuracy in report["per_class_accuracy"].items():
+        print(f"  {name:>{width}}  {accuracy:.4f}")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    for name, row in zip(report["class_names"], report["confusion_matrix"]):
+        print(f"  {name:>{width}}  " + " ".join(f"{count:5d}" for count in row))
+
+
+if __name__ == "__main__":
+    cli.run(main)

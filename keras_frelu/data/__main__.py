@@ -1,0 +1,63 @@
+"""``python -m keras_frelu.data check datasets/NAME``: validate a dataset folder and summarise it.
+
+Prints the example count, image shape and dtype, classes, class balance and split sizes; a bad folder gives
+a one-line error naming the problem and the fix, and exit code 2. Only a valid per-id folder gets a file
+written: its columnar cache.
+"""
+
+import sys
+
+import numpy as np
+
+from keras_frelu import cli
+from keras_frelu.data import hdf5, sources
+
+
+def build_parser():
+    parser = cli.ArgumentParser(prog="python -m keras_frelu.data", description=__doc__,
+                                formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="validate a dataset folder and print a summary")
+    check.add_argument("folder", help="a dataset folder (datasets/NAME) or a dataset name under datasets/")
+    check.add_argument("--test_fraction", type=float, default=0.2,
+                       help="test share when the folder has no test_id.txt (default: %(default)s)")
+    check.add_argument("--seed", type=int, default=0, help="seed of that split (default: %(default)s)")
+    return parser
+
+
+def balance(labels, num_classes, class_names):
+    """Class counts as text: every class for up to 20 classes, else the range."""
+    counts = np.bincount(labels, minlength=num_classes)
+    if num_classes <= 20:
+        names = class_names or [str(index) for index in range(num_classes)]
+        return ", ".join(f"{name}: {count:,}" for name, count in zip(names, counts))
+    return f"{counts.min():,} to {counts.max():,} per class (mean {counts.mean():,.1f})"
+
+
+def summary(dataset):
+    train, test = len(dataset.train_labels), len(dataset.test_labels)
+    height, width, channels = dataset.image_shape
+    names = dataset.class_names
+    shown = f": {', '.join(names[:20])}{', ...' if len(names) > 20 else ''}" if names else ""
+    return "\n".join([
+        f"{dataset.path}: valid ({dataset.layout} layout)",
+        f"  examples       {train + test:,}",
+        f"  images         {height}x{width}x{channels} {np.dtype(dataset.train_images.dtype).name}"
+        f"{' (streamed from disk)' if isinstance(dataset.train_images, hdf5.HDF5Images) else ''}",
+        f"  classes        {dataset.num_classes}{shown}",
+        f"  split          train {train:,}, test {test:,} (from {dataset.split})",
+        f"  train balance  {balance(dataset.train_labels, dataset.num_classes, names)}",
+        f"  test balance   {balance(dataset.test_labels, dataset.num_classes, names)}",
+    ])
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    dataset = sources.load_dataset(args.folder, test_fraction=args.test_fraction, seed=args.seed)
+    print(summary(dataset))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.argv[0] = "python -m keras_frelu.data"
+    cli.run(main)

@@ -1,0 +1,122 @@
+"""Honest evaluation of a trained model: the whole test split, inference mode, per-class figures.
+
+``evaluate(...)`` is what ``evaler.py`` calls. It restores a checkpoint, predicts the test split batch by
+batch (dropout off, BatchNorm moving statistics), and writes ``eval.json``, ``confusion.png`` and the
+same confusion matrix as an image (plus the scalars) to TensorBoard under ``eval/``.
+"""
+
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+
+from keras_frelu import checkpoints, data
+from keras_frelu.errors import UsageError
+from keras_frelu.training import write_json
+
+
+def resolve(run_dir=None, checkpoint=None):
+    """``(checkpoint_path, run_dir or None, run_config or {})`` for the given flags."""
+    if checkpoint:
+        if not os.path.isfile(checkpoint):
+            raise UsageError(f"--checkpoint {checkpoint!r} does not exist; give a .keras file from a run's "
+                             "checkpoints/ folder")
+        parent = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+        run_dir = run_dir or (parent if os.path.exists(os.path.join(parent, "config.json")) else None)
+    elif run_dir:
+        if not os.path.isdir(run_dir):
+            raise UsageError(f"--train_dir {run_dir!r} does not exist; give a run directory made by trainer.py")
+        checkpoint = checkpoints.latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise UsageError(f"{run_dir} has no checkpoint yet; train it first (trainer.py) or pass --checkpoint")
+    else:
+        raise UsageError("give --train_dir RUN_DIR or --checkpoint PATH")
+    config = {}
+    if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
+        with open(os.path.join(run_dir, "config.json")) as handle:
+            config = json.load(handle)["flags"]
+    return checkpoint, run_dir, config
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """``matrix[true, predicted]`` counts."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def confusion_png(matrix, class_names, title):
+    """The confusion matrix drawn as a PNG (bytes): counts in each cell, row-normalised colours."""
+    size = max(4.0, 0.45 * len(matrix) + 2.0)
+    figure = Figure(figsize=(size + 1.0, size), dpi=100)
+    axes = figure.add_subplot()
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axes.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    ticks = np.arange(len(matrix))
+    axes.set_xticks(ticks, class_names, rotation=45 if len(matrix) > 10 else 0)
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    if len(matrix) <= 20:  # counts stay readable up to CIFAR-10 sizes
+        for true, predicted in np.ndindex(matrix.shape):
+            axes.text(predicted, true, str(matrix[true, predicted]), ha="center", va="center", fontsize=8,
+                      color="white" if rates[true, predicted] > 0.5 else "black")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_size=256, output_dir=None):
+    """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report."""
+    checkpoint, run_dir, config = resolve(run_dir, checkpoint)
+    dataset_name = dataset or config.get("dataset")
+    if not dataset_name:
+        raise UsageError(f"{checkpoint} is not inside a run directory with config.json; pass --dataset")
+    loaded = data.load_dataset(dataset_name, data_dir=data_dir or config.get("data_dir", "datasets"),
+                               test_fraction=config.get("test_fraction", 0.2))
+    model = checkpoints.load_checkpoint(checkpoint)
+    if tuple(model.input_shape[1:]) != tuple(loaded.image_shape):
+        raise UsageError(f"the model takes images of {tuple(model.input_shape[1:])} but {loaded.name} has "
+                         f"{tuple(loaded.image_shape)}; pass the --dataset it was trained on")
+
+    test = data.make_dataset(loaded.test_images, loaded.test_labels, batch_size, shuffle=False)
+    logits = model.predict(test, verbose=0)
+    labels = loaded.test_labels.astype(np.int64)
+    predictions = logits.argmax(axis=1)
+    loss = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+    matrix = confusion_matrix(labels, predictions, loaded.num_classes)
+    class_names = loaded.class_names or [str(index) for index in range(loaded.num_classes)]
+    per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    step = int(model.optimizer.iterations.numpy()) if model.optimizer else 0
+    report = {
+        "checkpoint": os.path.abspath(checkpoint),
+        "dataset": loaded.name,
+        "step": step,
+        "test_size": int(len(labels)),
+        "accuracy": float((predictions == labels).mean()),
+        "loss": loss,
+        "per_class_accuracy": {name: float(value) for name, value in zip(class_names, per_class)},
+        "confusion_matrix": matrix.tolist(),
+        "class_names": class_names,
+    }
+
+    output_dir = output_dir or run_dir or os.path.dirname(os.path.abspath(checkpoint))
+    png = confusion_png(matrix, class_names, f"{loaded.name}, step {step}: accuracy {report['accuracy']:.4f}")
+    temp = os.path.join(output_dir, "confusion.png.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(png)
+    os.replace(temp, os.path.join(output_dir, "confusion.png"))
+    write_json(os.path.join(output_dir, "eval.json"), report)
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
+    with writer.as_default(step=step):
+        tf.summary.image("confusion_matrix", tf.image.decode_png(png)[tf.newaxis], step=step)
+        tf.summary.scalar("accuracy", report["accuracy"])
+        tf.summary.scalar("loss", loss)
+    writer.close()
+    return report

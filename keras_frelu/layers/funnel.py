@@ -1,0 +1,202 @@
+"""Funnel ReLU: max(x, T(x)) with a spatial condition T = BatchNorm(depthwise conv of x)."""
+
+import keras
+from keras import ops
+
+from keras_frelu.layers.base import ActivationLayer, as_initializer
+
+
+def depthwise_conv(inputs, kernel):
+    """Stride-1 'same' depthwise convolution of a channels-last tensor of rank 2 to 5.
+
+    ``kernel`` has shape ``window + (channels, 1)`` (the Keras depthwise layout); on rank 2 (no spatial
+    axes) it has shape ``(channels,)`` and the "convolution" is a per-feature scale.
+    """
+    spatial_rank = len(inputs.shape) - 2
+    if spatial_rank == 0:
+        return inputs * kernel
+    if spatial_rank <= 2:
+        return ops.depthwise_conv(inputs, kernel, strides=1, padding="same")
+    # keras.ops has no 3-D depthwise conv; a grouped conv with one group per channel is the same thing.
+    # window + (C, 1) -> window + (1, C) keeps the element order, so a reshape suffices.
+    grouped_kernel = ops.reshape(kernel, tuple(kernel.shape[:-2]) + (1, kernel.shape[-2]))
+    return ops.conv(inputs, grouped_kernel, strides=1, padding="same")
+
+
+@ops.custom_gradient
+def normalize_with_batch_statistics(z, mean, inv_std, scale, shift):
+    """Batch norm in training, ``z * scale + shift``, with the closed-form batch-norm gradient for ``z``.
+
+    ``mean`` and ``inv_std = 1 / sqrt(variance + epsilon)`` are the batch statistics of ``z`` over every
+    axis but the last, computed by the caller without gradient, and ``scale = gamma * inv_std``,
+    ``shift = beta - mean * scale``. The gradient for ``z`` includes the statistics' dependence on ``z``
+    analytically (as fused batch-norm kernels do), which takes far fewer tensor-sized operations than
+    differentiating through the moments; ``gamma`` and ``beta`` get theirs through ``scale`` and
+    ``shift``. Per-channel values are float32; ``z`` may be float16.
+    """
+    outputs = z * ops.cast(scale, z.dtype) + ops.cast(shift, z.dtype)
+
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        axes = tuple(range(len(z.shape) - 1))
+        count = ops.cast(ops.size(z) // z.shape[-1], "float32")
+        g32, z32 = ops.cast(upstream, "float32"), ops.cast(z, "float32")
+        grad_shift = ops.sum(g32, axis=axes)
+        grad_scale = ops.sum(g32 * z32, axis=axes)
+        mean_g_z_hat = inv_std * (grad_scale - mean * grad_shift) / count  # z_hat = (z - mean) * inv_std
+        # dz = scale * (g - mean(g) - z_hat * mean(g * z_hat)) = g * scale + z * b + c
+        b = -scale * inv_std * mean_g_z_hat
+        c = -scale * grad_shift / count - b * mean
+        grad_z = upstream * ops.cast(scale, z.dtype) + (z * ops.cast(b, z.dtype) + ops.cast(c, z.dtype))
+        return grad_z, ops.zeros_like(mean), ops.zeros_like(inv_std), grad_scale, grad_shift
+
+    return outputs, grad
+
+
+class FunnelCondition(ActivationLayer):
+    """Shared by FunnelReLU and FunnelReLULight: ``max(x, sum over windows w of BN_w(dwconv_w(x) + b_w))``.
+
+    Subclasses choose the windows (``windows(spatial_rank)``) and whether the convolutions have a bias.
+    Each batch norm is that of ``keras.layers.BatchNormalization`` (batch statistics and a moving-average
+    update in training when the layer is trainable, moving statistics otherwise; statistics in float32),
+    written out here so that its backward pass can be the closed form above.
+    """
+
+    hyperparameters = ("kernel_size", "kernel_initializer", "momentum", "epsilon")
+    use_bias = True
+
+    def __init__(self, kernel_size=3, kernel_initializer=None, momentum=0.9, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 \
+                or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer (the window is centred on each "
+                             f"pixel), got {kernel_size!r}")
+        self.kernel_size = kernel_size
+        if kernel_initializer is None:  # the authors' Gaussian initialisation, 0.01 = standard deviation
+            kernel_initializer = keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
+        self.kernel_initializer = as_initializer(kernel_initializer)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def windows(self, spatial_rank):
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (2, 3, 4, 5) or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} takes (batch, [spatial axes,] channels) inputs of rank 2 "
+                             f"to 5 with a known channel count, got shape {tuple(input_shape)}")
+        channels = input_shape[-1]
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={-1: channels})
+        windows = self.windows(rank - 2) if rank > 2 else [()]
+        self.kernels, self.biases = [], []
+        self.gammas, self.betas, self.moving_means, self.moving_variances = [], [], [], []
+        for index, window in enumerate(windows):
+            suffix = "" if len(windows) == 1 else f"_{index}"
+            self.kernels.append(self.add_weight(
+                name=f"kernel{suffix}", shape=tuple(window) + ((channels, 1) if window else (channels,)),
+                initializer=self.kernel_initializer))
+            if self.use_bias:
+                self.biases.append(self.add_weight(name=f"bias{suffix}", shape=(channels,), initializer="zeros"))
+            # The batch-norm weights stay float32 under mixed precision, as in Keras's BatchNormalization.
+            for weights, name, initializer, trainable in (
+                    (self.gammas, "gamma", "ones", True), (self.betas, "beta", "zeros", True),
+                    (self.moving_means, "moving_mean", "zeros", False),
+                    (self.moving_variances, "moving_variance", "ones", False)):
+                weights.append(self.add_weight(name=f"{name}{suffix}", shape=(channels,), initializer=initializer,
+                                               trainable=trainable, autocast=False))
+
+    def call(self, inputs, training=None):
+        batch_statistics = bool(training) and self.trainable
+        condition = None
+        for index, kernel in enumerate(self.kernels):
+            funnel = depthwise_conv(inputs, kernel)
+            if self.use_bias:
+                funnel = funnel + self.biases[index]
+            funnel = self.batch_norm(funnel, index, batch_statistics)
+            condition = funnel if condition is None else condition + funnel
+        return ops.maximum(inputs, condition)
+
+    def batch_norm(self, z, index, batch_statistics):
+        """Batch norm of branch ``index``; statistics and per-channel factors in float32, only the
+        tensor-sized multiply-add in the compute dtype."""
+        gamma, beta = self.gammas[index], self.betas[index]
+        moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
+        if batch_statistics:
+            axes = tuple(range(len(z.shape) - 1))
+            mean, variance = ops.moments(ops.cast(ops.stop_gradient(z), "float32"), axes=axes)
+            moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            inv_std = ops.rsqrt(variance + self.epsilon)
+            scale = gamma * inv_std
+            return normalize_with_batch_statistics(z, mean, inv_std, scale, beta - mean * scale)
+        scale = gamma * ops.rsqrt(moving_variance + self.epsilon)
+        return z * ops.cast(scale, z.dtype) + ops.cast(beta - moving_mean * scale, z.dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class FunnelReLU(FunnelCondition):
+    """Funnel ReLU (FReLU of Ma et al.): a ReLU whose condition looks at the pixel's neighbourhood.
+
+    Formula: ``f(x) = max(x, T(x))``, ``T(x) = BN(depthwise_conv_kxk(x) + b)``: a k x k window per channel,
+    stride 1, 'same' padding, with a bias, then batch normalisation -- as the official FunnelAct
+    ``resnet/frelu.py``. Inputs are channels-last: rank 4 ``(N, H, W, C)`` (the paper), rank 3
+    ``(N, L, C)`` (k-tap 1-D window) and rank 5 ``(N, D, H, W, C)`` (k x k x k window) work the same way.
+    On rank-2 inputs ``(N, C)`` (after a Dense layer) there is no spatial neighbourhood, so the window
+    shrinks to one element and the condition is a per-feature scale and bias plus batch norm:
+    ``T(x) = BN(w * x + b)``.
+
+    The batch norm behaves as ``keras.layers.BatchNormalization``: batch statistics (and a moving-average
+    update) in training, moving averages in inference or when the layer is frozen (``trainable=False``);
+    Keras passes ``training`` in ``fit``/``predict``. In training the batch mean absorbs the bias ``b``
+    exactly (so its gradient is 0, as in the official code); it acts only through the moving mean.
+
+    Args:
+        kernel_size: window size k, odd. Default 3.
+        kernel_initializer: initial depthwise kernel. Default ``RandomNormal(mean=0, stddev=0.01)``: the
+            authors' Gaussian initialisation N(0, 0.01), read as standard deviation 0.01 (MegEngine's
+            ``init.normal_(w, 0, 0.01)`` takes a standard deviation), so ``T(x)`` starts near the BN's
+            output of an almost-zero map and the network starts close to its ReLU version.
+        momentum: batch-norm moving-average momentum, default 0.9 (MegEngine's BatchNorm default, same
+            convention as Keras: ``moving = momentum * moving + (1 - momentum) * batch``).
+        epsilon: batch-norm epsilon, default 1e-5.
+
+    Weights: ``kernel`` (``(k,)*s + (C, 1)``, or ``(C,)`` on rank 2), ``bias``, ``gamma``, ``beta`` and the
+    non-trainable ``moving_mean``, ``moving_variance``, each ``(C,)``.
+
+    Reference: Ma, Zhang & Sun, "Funnel Activation for Visual Recognition", ECCV 2020, arXiv 2007.11824;
+    https://github.com/megvii-model/FunnelAct.
+    """
+
+    def windows(self, spatial_rank):
+        return [(self.kernel_size,) * spatial_rank]
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class FunnelReLULight(FunnelCondition):
+    """Light Funnel ReLU: the funnel window split into one k-tap line per spatial axis.
+
+    Formula (rank 4, the official ShuffleNetV2 variant of FunnelAct):
+    ``f(x) = max(x, BN_1(dwconv_1xk(x)) + BN_2(dwconv_kx1(x)))``, no convolution bias. In general one
+    depthwise line along each spatial axis (k x 1 x 1, 1 x k x 1, 1 x 1 x k on rank 5; a single k-tap
+    line on rank 3), each with its own batch norm, summed. On rank 2 it is ``max(x, BN(w * x))``
+    (per-feature scale, no bias). Same training/inference behaviour as ``FunnelReLU``.
+
+    Args:
+        kernel_size: line length k, odd. Default 3.
+        kernel_initializer: default ``RandomNormal(mean=0, stddev=0.01)`` (see ``FunnelReLU``).
+        momentum: batch-norm momentum, default 0.9.
+        epsilon: batch-norm epsilon, default 1e-5.
+
+    Weights: per spatial axis ``i`` a ``kernel_i`` and batch-norm ``gamma_i``, ``beta_i``, ``moving_mean_i``,
+    ``moving_variance_i`` (no suffix on rank 2 and 3, which have one line).
+
+    Reference: Ma, Zhang & Sun, "Funnel Activation for Visual Recognition", ECCV 2020, arXiv 2007.11824;
+    https://github.com/megvii-model/FunnelAct (``shufflenetv2``).
+    """
+
+    use_bias = False
+
+    def windows(self, spatial_rank):
+        return [tuple(self.kernel_size if axis == line else 1 for axis in range(spatial_rank))
+                for line in range(spatial_rank)]

@@ -1,0 +1,131 @@
+"""Smooth activations: sigmoid, tanh, Swish, GELU, Mish, LiSHT, LiSHT+."""
+
+import keras
+from keras import ops
+
+from keras_frelu.layers.base import ActivationLayer, shift_and_clamp
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class Sigmoid(ActivationLayer):
+    """Logistic sigmoid.
+
+    Formula: ``f(x) = 1 / (1 + exp(-x))``.
+
+    Reference: e.g. LeCun, Bottou, Orr & Müller, "Efficient BackProp", 1998.
+    """
+
+    def call(self, inputs):
+        return ops.sigmoid(inputs)
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class Tanh(ActivationLayer):
+    """Hyperbolic tangent.
+
+    Formula: ``f(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x))``.
+
+    Reference: e.g. LeCun, Bottou, Orr & Müller, "Efficient BackProp", 1998.
+    """
+
+    def call(self, inputs):
+        return ops.tanh(inputs)
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class Swish(ActivationLayer):
+    """Swish / SiLU (with beta = 1).
+
+    Formula: ``f(x) = x * sigmoid(x)``.
+
+    Reference: Ramachandran, Zoph & Le, "Searching for Activation Functions", arXiv 1710.05941;
+    Elfwing, Uchibe & Doya, "Sigmoid-Weighted Linear Units ...", arXiv 1702.03118.
+    """
+
+    def call(self, inputs):
+        return ops.silu(inputs)
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class GELU(ActivationLayer):
+    """Gaussian error linear unit.
+
+    Formula: ``f(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``; with ``approximate=True`` the
+    tanh form ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``.
+
+    Args:
+        approximate: use the tanh approximation. Default False (the exact definition).
+
+    Reference: Hendrycks & Gimpel, "Gaussian Error Linear Units (GELUs)", arXiv 1606.08415.
+    """
+
+    hyperparameters = ("approximate",)
+
+    def __init__(self, approximate=False, **kwargs):
+        super().__init__(**kwargs)
+        self.approximate = bool(approximate)
+
+    def call(self, inputs):
+        return ops.gelu(inputs, approximate=self.approximate)
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class Mish(ActivationLayer):
+    """Mish.
+
+    Formula: ``f(x) = x * tanh(softplus(x))``, ``softplus(x) = log(1 + exp(x))``.
+
+    Reference: Misra, "Mish: A Self Regularized Non-Monotonic Activation Function", BMVC 2020,
+    arXiv 1908.08681.
+    """
+
+    def call(self, inputs):
+        return inputs * ops.tanh(ops.softplus(inputs))
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class LiSHT(ActivationLayer):
+    """Linearly scaled hyperbolic tangent (always >= 0).
+
+    Formula: ``f(x) = x * tanh(x)``, then ``min(f(x) - mean_shift, maxv)``.
+
+    Args:
+        mean_shift: subtracted from the output, default 0 (the paper has none).
+        maxv: clamp the output at this value; default None (no clamp).
+
+    Reference: Roy, Manna, Dubey & Chaudhuri, "LiSHT: Non-Parametric Linearly Scaled Hyperbolic Tangent
+    Activation Function for Neural Networks", arXiv 1901.05894.
+    """
+
+    hyperparameters = ("mean_shift", "maxv")
+
+    def __init__(self, mean_shift=0.0, maxv=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mean_shift = float(mean_shift)
+        self.maxv = None if maxv is None else float(maxv)
+
+    def call(self, inputs):
+        return shift_and_clamp(inputs * ops.tanh(inputs), self.mean_shift, self.maxv)
+
+
+@keras.saving.register_keras_serializable(package="keras_frelu")
+class LiSHTPlus(LiSHT):
+    """LiSHT+: LiSHT with the fast.ai forum thread's "mean shift + clamping" recipe.
+
+    Formula: ``f(x) = min(x * tanh(x) - mean_shift, maxv)``.
+
+    The thread says LiSHT+ is LiSHT plus a mean shift and a clamp but gives no values for it, so the
+    defaults are this package's choice, following the recipe's stated purpose (outputs with mean 0):
+
+    Args:
+        mean_shift: default 0.6, close to ``E[z tanh z] = 0.6057`` for ``z ~ N(0, 1)``, so unit-Gaussian
+            pre-activations give outputs with mean about 0 (LiSHT itself is never negative, so a
+            negative shift like FTSwish+'s -0.1 would move the mean away from 0).
+        maxv: default 6.0, the clamp of the fast.ai GeneralReLU used in the same comparison.
+
+    Reference: Less Wright, "Comparison of new activation functions on ImageNette", fast.ai forums, 2019;
+    LiSHT: arXiv 1901.05894.
+    """
+
+    def __init__(self, mean_shift=0.6, maxv=6.0, **kwargs):
+        super().__init__(mean_shift=mean_shift, maxv=maxv, **kwargs)

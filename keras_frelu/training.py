@@ -1,0 +1,422 @@
+"""Training runs: one run directory per (prefix, dataset, activation, model, seed), resumable after a kill.
+
+``train(TrainConfig(...))`` is what ``trainer.py`` calls. The loop is Keras ``model.fit`` (so
+``tf.distribute`` strategies work unchanged); "epochs" are windows of ``log_step`` steps, at whose end the
+window's mean loss and accuracy go to ``train/`` event files, a checkpoint is written every
+``output_save_step`` steps and the whole test split is evaluated in inference mode every
+``test_sample_step`` steps. The step counter is the optimiser's, saved in every checkpoint, and the
+order of the training batches is a function of (seed, step) only, so a resumed run sees exactly the
+batches the uninterrupted run would have.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import keras_frelu
+from keras_frelu import checkpoints, data, models, registry
+from keras_frelu.errors import TrainingDiverged, UsageError
+from keras_frelu.monitor import ActivationMonitor
+
+MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110")
+METRICS = "metrics.json"
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# Flags that may change between a run and its resumption; any other change is a different experiment.
+RESUMABLE_CHANGES = frozenset(
+    {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
+     "no_monitor", "checkpoint", "progress", "num_cpu_devices", "strategy", "steps_per_execution"}
+)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    data_dir: str = "datasets"
+    test_fraction: float = 0.2
+    activation: str = "relu"
+    model: str = "reference_cnn"
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    lr_weight_decay: bool = False
+    clip_norm: float = 20.0
+    max_training_steps: int = 3000
+    log_step: int = 50
+    test_sample_step: int = 500
+    output_save_step: int = 500
+    monitor_step: int = 100
+    no_monitor: bool = False
+    train_dir: str = "train_dir"
+    prefix: str = ""
+    seed: int = 0
+    checkpoint: str = None
+    strategy: str = "default"
+    num_cpu_devices: int = 1
+    deterministic: bool = False
+    steps_per_execution: int = 1
+    progress: bool = True
+
+    def run_name(self):
+        parts = [self.prefix] if self.prefix else []
+        parts += [os.path.basename(os.path.normpath(self.dataset)), self.activation, self.model,
+                  f"seed{self.seed}"]
+        return "-".join(parts)
+
+    def run_dir(self):
+        return os.path.join(self.train_dir, self.run_name())
+
+
+def validate(config):
+    """Check the flags that need no data; raise UsageError naming the flag and the fix."""
+    if config.activation not in registry.available():
+        try:
+            registry.get(config.activation)  # an alias is fine; an unknown name names the closest ones
+        except ValueError as error:
+            raise UsageError(f"--activation: {error}") from None
+    if config.model not in MODELS:
+        raise UsageError(f"unknown --model {config.model!r}; choose one of {', '.join(MODELS)}")
+    if config.strategy not in STRATEGIES:
+        raise UsageError(f"unknown --strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    for flag in ("batch_size", "max_training_steps", "log_step", "test_sample_step", "output_save_step",
+                 "monitor_step", "num_cpu_devices", "steps_per_execution"):
+        if getattr(config, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1, got {getattr(config, flag)}")
+    for flag in ("test_sample_step", "output_save_step"):
+        if getattr(config, flag) % config.log_step:
+            raise UsageError(f"--{flag} ({getattr(config, flag)}) must be a multiple of --log_step "
+                             f"({config.log_step}): both happen at the end of a logging window")
+    if config.log_step % config.steps_per_execution:
+        raise UsageError(f"--log_step ({config.log_step}) must be a multiple of --steps_per_execution "
+                         f"({config.steps_per_execution})")
+    if not config.learning_rate > 0:
+        raise UsageError(f"--learning_rate must be positive, got {config.learning_rate}")
+    if config.checkpoint and not os.path.isfile(config.checkpoint):
+        raise UsageError(f"--checkpoint {config.checkpoint!r} does not exist; give the path of a .keras "
+                         "checkpoint (e.g. train_dir/RUN/checkpoints/ckpt-00001000.keras)")
+
+
+def build_model(config, image_shape, num_classes):
+    """The model named by ``config.model`` for images of ``image_shape``."""
+    if config.model == "reference_cnn":
+        return models.reference_cnn(image_shape, num_classes, activation=config.activation)
+    depth = int(config.model[len("cifar_resnet"):])
+    return models.cifar_resnet(depth, num_classes, input_shape=image_shape, activation=config.activation)
+
+
+def compile_model(model, config):
+    learning_rate = config.learning_rate
+    if config.lr_weight_decay:  # as the original project: halve every 10,000 steps
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=10000, decay_rate=0.5, staircase=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=config.clip_norm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
+    )
+
+
+def make_strategy(config):
+    """The ``tf.distribute`` strategy of ``--strategy``; None for the default (no distribution)."""
+    if config.strategy == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UsageError("--strategy multi_worker needs TF_CONFIG describing the cluster "
+                             '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                             '"task": {"type": "worker", "index": 0}})')
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if config.strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return None
+
+
+def split_cpu(num_devices):
+    """Expose the CPU as ``num_devices`` logical devices (must run before TensorFlow starts)."""
+    if num_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+
+
+def is_chief():
+    """Whether this process writes files: always, except the non-chief workers of a multi-worker run."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = cluster.get("task", {})
+    if not task:
+        return True
+    if "chief" in cluster.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and task.get("index", 0) == 0
+
+
+def library_versions():
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "h5py": h5py.__version__, "keras_frelu": keras_frelu.__version__}
+
+
+def _check_resumable(run_dir, config):
+    """Refuse to resume a run directory that was made with different experiment flags."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as handle:
+        saved = json.load(handle)["flags"]
+    for key, value in dataclasses.asdict(config).items():
+        if key not in RESUMABLE_CHANGES and key in saved and saved[key] != value:
+            raise UsageError(f"{run_dir} was trained with --{key} {saved[key]!r}, not {value!r}; rerun with "
+                             "the same flags to resume it, or pick another --prefix for a new run")
+
+
+def write_json(path, payload):
+    """Write JSON atomically (temporary file, then rename)."""
+    temp = path + ".tmp"
+    with open(temp, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temp, path)
+
+
+class TrainingLoop(keras.callbacks.Callback):
+    """The bookkeeping at each step and at the end of each logging window of ``model.fit``."""
+
+    def __init__(self, config, run_dir, start_step, test_data, writers, chief, previous_metrics):
+        super().__init__()
+        self.config, self.run_dir, self.chief = config, run_dir, chief
+        self.step = start_step
+        self.test_data = test_data
+        self.writers = writers
+        self.previous = previous_metrics  # of the run this one resumes, as of its last checkpoint
+        self.history = []
+        self.started = time.perf_counter()
+        self.bar = None
+        self.diverged_at = None
+
+    # -- per step --------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        self.bar = tqdm(total=self.config.max_training_steps, initial=self.step, unit="step",
+                        disable=not (self.config.progress and self.chief), dynamic_ncols=True,
+                        mininterval=0.5)
+        self.window_start = time.perf_counter()
+        self.window_steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += self.config.steps_per_execution
+        self.window_steps += self.config.steps_per_execution
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            self.diverged_at = self.step
+            self.model.stop_training = True
+            return
+        self.bar.update(self.config.steps_per_execution)
+        if self.bar.n % 10 == 0 or self.step >= self.config.max_training_steps:
+            elapsed = time.perf_counter() - self.window_start
+            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{float(logs['accuracy']):.3f}",
+                                 img_s=f"{self.window_steps * self.config.batch_size / elapsed:.0f}",
+                                 refresh=False)
+        if self.step >= self.config.max_training_steps:
+            self.model.stop_training = True
+
+    # -- per logging window ----------------------------------------------------------------
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged_at is not None:
+            return
+        elapsed = time.perf_counter() - self.window_start
+        images = self.window_steps * self.config.batch_size
+        record = {"step": self.step, "loss": float(logs["loss"]),
+                  "accuracy": float(logs["accuracy"]),
+                  "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                  "images_per_s": images / elapsed}
+        self._write_scalars("train", record)
+        last = self.step >= self.config.max_training_steps
+        if last or self.step % self.config.test_sample_step == 0:
+            record.update(self.evaluate_test())
+        self.history.append(record)
+        if last or self.step % self.config.output_save_step == 0:
+            self.save()
+        self.window_start = time.perf_counter()
+        self.window_steps = 0
+
+    def evaluate_test(self):
+        """Loss and accuracy over the whole test split, in inference mode."""
+        result = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
+        record = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"])}
+        self._write_scalars("test", {"step": self.step, "loss": record["test_loss"],
+                                     "accuracy": record["test_accuracy"]})
+        if self.chief:
+            self.bar.write(f"step {self.step}: test accuracy {record['test_accuracy']:.4f}, "
+                           f"test loss {record['test_loss']:.4f}")
+        return record
+
+    def save(self):
+        if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            self.diverged_at = self.step
+            self.model.stop_training = True
+            return
+        if self.chief:
+            checkpoints.save_checkpoint(self.model, self.run_dir, self.step)
+            write_json(os.path.join(self.run_dir, METRICS), self.metrics(complete=False))
+        else:  # saving reads synchronised variables, a collective operation every worker must join
+            with tempfile.TemporaryDirectory() as scratch:
+                checkpoints.save_checkpoint(self.model, scratch, self.step)
+
+    def metrics(self, complete):
+        """What ``metrics.json`` holds: the newest test figures plus the history since step 0."""
+        history = _merge_history(self.previous.get("history", []), self.history)
+        tested = [record for record in history if "test_accuracy" in record]
+        return {
+            "complete": complete,
+            "step": self.step,
+            "test_accuracy": tested[-1]["test_accuracy"] if tested else None,
+            "test_loss": tested[-1]["test_loss"] if tested else None,
+            "best_test_accuracy": max((record["test_accuracy"] for record in tested), default=None),
+            "wall_time_s": self.previous.get("wall_time_s", 0.0) + time.perf_counter() - self.started,
+            # The median window: robust to the first window of each process, which includes tracing.
+            "images_per_s": statistics.median(record["images_per_s"] for record in history) if history else 0.0,
+            "history": history,
+        }
+
+    def _write_scalars(self, split, record):
+        writer = self.writers.get(split)
+        if writer is None:
+            return
+        with writer.as_default(step=self.step):
+            for key, value in record.items():
+                if key != "step":
+                    tf.summary.scalar(key, value)
+        writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def _work_around_keras_multi_worker(model):
+    """Keras 3 ``fit`` does not run under MultiWorkerMirroredStrategy as it is (keras-team/keras#20585):
+
+    - before the first step it averages a distributed batch eagerly to build the model symbolically,
+      which the strategy refuses: build the optimiser now and let the rest be built when the step is
+      traced (``fit`` then runs under the strategy's scope, where ``model.distribute_strategy`` looks);
+    - it reduces each replica's logs with ``strategy.reduce("MEAN", value, axis=0)``, which fails on
+      scalars: give the train/test steps' logs a leading axis of one.
+    """
+    model.optimizer.build(model.trainable_variables)
+    model._distribute_strategy = None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+        setattr(model, name, lambda data, step=step: {
+            key: keras.ops.expand_dims(value, 0) for key, value in step(data).items()})
+
+
+def prepare(config):
+    """Validate everything that can be wrong before anything is written: flags, dataset, model shape."""
+    validate(config)
+    dataset = data.load_dataset(config.dataset, data_dir=config.data_dir, test_fraction=config.test_fraction)
+    try:
+        build_model(config, dataset.image_shape, dataset.num_classes)
+    except UsageError as error:
+        raise UsageError(f"--model {config.model} cannot take the images of {dataset.name} "
+                         f"{tuple(dataset.image_shape)}: {error}") from None
+    except ValueError as error:
+        raise UsageError(f"--model {config.model} cannot take the images of {dataset.name} "
+                         f"{tuple(dataset.image_shape)} ({error}); use another --model or resize the "
+                         "dataset") from None
+    return dataset
+
+
+def train(config, dataset=None, strategy=None, callbacks=()):
+    """Train (or resume) the run of ``config``; return the metrics written to ``metrics.json``.
+
+    ``strategy`` is ``make_strategy(config)``, which must be made before TensorFlow runs any operation
+    (multi-worker collectives are configured at start-up), so before ``prepare``.
+    """
+    if dataset is None:
+        dataset = prepare(config)
+    run_dir = config.run_dir()
+    _check_resumable(run_dir, config)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+    chief = is_chief()
+
+    resume_from = checkpoints.latest_checkpoint(run_dir) or config.checkpoint
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        if resume_from:
+            model = checkpoints.load_checkpoint(resume_from)
+        else:
+            model = build_model(config, dataset.image_shape, dataset.num_classes)
+            compile_model(model, config)
+    start_step = int(model.optimizer.iterations.numpy()) if resume_from else 0
+
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+        write_json(os.path.join(run_dir, "config.json"),
+                   {"flags": dataclasses.asdict(config), "versions": library_versions(),
+                    "dataset": {"name": dataset.name, "path": dataset.path,
+                                "image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes,
+                                "train_size": len(dataset.train_labels),
+                                "test_size": len(dataset.test_labels)},
+                    "resumed_from": resume_from, "start_step": start_step})
+    metrics_path = os.path.join(run_dir, METRICS)
+    previous = _read_json(metrics_path) if chief and start_step else {}
+    if start_step >= config.max_training_steps:
+        print(f"{run_dir} is already trained to step {start_step} (--max_training_steps "
+              f"{config.max_training_steps}); raise --max_training_steps to train further")
+        return previous
+
+    writers = {}
+    if chief:
+        writers = {split: tf.summary.create_file_writer(os.path.join(run_dir, split)) for split in ("train", "test")}
+    train_data = data.make_dataset(dataset.train_images, dataset.train_labels, config.batch_size, shuffle=True,
+                                   seed=config.seed, repeat=True, drop_remainder=True, start_batch=start_step)
+    test_data = data.make_dataset(dataset.test_images, dataset.test_labels, config.batch_size, shuffle=False)
+    loop = TrainingLoop(config, run_dir, start_step, test_data, writers, chief, previous)
+    all_callbacks = [loop, *callbacks]
+    if not config.no_monitor and chief:
+        sample = data.scale_images(dataset.test_images[:16])
+        all_callbacks.append(ActivationMonitor(os.path.join(run_dir, "activations"), sample=sample,
+                                               every_n_steps=config.monitor_step))
+
+    windows = math.ceil((config.max_training_steps - start_step) / config.log_step)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _work_around_keras_multi_worker(model)
+        model.fit(train_data, epochs=windows, steps_per_epoch=config.log_step, callbacks=all_callbacks,
+                  verbose=0, shuffle=False)  # the batches are already in their seeded order
+
+    if loop.diverged_at is not None:
+        last_good = checkpoints.latest_checkpoint(run_dir)
+        raise TrainingDiverged(
+            f"the loss became NaN/inf at step {loop.diverged_at}; the last good checkpoint is "
+            f"{last_good or 'none (no checkpoint was written yet)'}; lower --learning_rate or --clip_norm and "
+            "start a new run (another --prefix)")
+
+    metrics = loop.metrics(complete=True)
+    if chief:
+        write_json(metrics_path, metrics)
+        for writer in writers.values():
+            writer.close()
+    return metrics
+
+
+def _merge_history(previous, current):
+    """Earlier windows of a resumed run, then this run's (later steps replace replayed ones)."""
+    first = current[0]["step"] if current else math.inf
+    return [record for record in previous if record["step"] < first] + current
+
+
+def _read_json(path):
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)

@@ -1,0 +1,38 @@
+"""Shared fixtures: the embedded digits dataset converted once per session, and a CLI runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(script, *args, cwd=None, timeout=600, env=None):
+    """Run one of the front-door scripts as a real process; return the CompletedProcess."""
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env or CLI_ENV)
+
+
+def popen_cli(script, *args, cwd=None, env=None, **kwargs):
+    return subprocess.Popen([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd or ROOT,
+                            env=env or CLI_ENV, **kwargs)
+
+
+def error_lines(stderr):
+    """stderr without TensorFlow/absl start-up chatter (which no flag of ours can silence)."""
+    noise = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(noise)]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A datasets folder holding the embedded digits dataset (converted offline, once per session)."""
+    from keras_frelu import data
+
+    directory = tmp_path_factory.mktemp("datasets")
+    data.load_dataset("digits", data_dir=str(directory))
+    return directory

@@ -1,0 +1,340 @@
+"""script.py comparisons: planning, the report read back from event files, and real runs that are
+interrupted with Ctrl-C, resumed, partly failed, and watched through TensorBoard."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import error_lines, popen_cli, run_cli
+from PIL import Image
+
+from keras_frelu import checkpoints, compare
+from keras_frelu.errors import UsageError
+from trainer import build_parser as trainer_parser
+
+# Steps are cheap on digits; every run pays ~5-10 s of TensorFlow start-up, so runs are few and short.
+TRAINER_FLAGS = ["--max_training_steps", 200, "--log_step", 20, "--test_sample_step", 40, "--output_save_step", 40,
+                 "--monitor_step", 100, "--learning_rate", 3e-3]
+RUN = "digits-{}-reference_cnn-seed{}"
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def runs_of(folder):
+    """runs.json's runs by name (in the file: a list in plan order)."""
+    return {run["name"]: run for run in read_json(folder / "runs.json")["runs"]}
+
+
+def table(markdown, first_header, key=None):
+    """The rows of the markdown table whose header starts with ``first_header``, as ``{header: cell}``
+    dicts keyed by their ``key`` column (default: the first)."""
+    lines = markdown.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    cells = lambda line: [cell.strip() for cell in line.strip().strip("|").split("|")]  # noqa: E731
+    header, rows = cells(lines[start]), {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cell_of = dict(zip(header, cells(line)))
+        rows[cell_of[key or first_header]] = cell_of
+    return rows
+
+
+def row(table_rows, key, columns):
+    return [table_rows[key][column] for column in columns]
+
+
+SUMMARY = ("seeds", "final test accuracy", "best test accuracy", "steps to 95% of best", "images/s")
+PER_RUN = ("status", "step", "final test accuracy", "best test accuracy", "steps to 95% of best", "images/s")
+
+
+def mean_std(values, digits):
+    """Independent of the report: the ``mean ± sample std`` a reader expects for ``values``."""
+    text = f"{np.mean(values):.{digits}f}"
+    return text + (f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else "")
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+def test_plan_folder_names_and_per_run_flags():
+    base = compare.trainer_config(trainer_parser(), ["--max_training_steps", "100"])
+    assert base.max_training_steps == 100 and base.activation == "relu"
+    # Flags that may change on resume keep the folder; experiment flags make a new one.
+    assert compare.default_name(base, ["digits"]) == "compare-digits"
+    assert compare.default_name(compare.trainer_config(trainer_parser(), ["--learning_rate", "1e-3"]), ["digits"]) \
+        == compare.default_name(compare.trainer_config(trainer_parser(), ["--learning_rate", "0.001"]), ["digits"]) \
+        != "compare-digits"
+    assert compare.default_name(base, ["digits", "/data/MNIST/"]) == "compare-digits+MNIST"
+    for flags, instead in ((["--seed", "3"], "--seeds"), (["--activation", "selu"], "--activations"),
+                           (["--dataset", "MNIST"], "--datasets")):
+        with pytest.raises(UsageError, match=instead):
+            compare.trainer_config(trainer_parser(), flags)
+
+    assert compare.activation_names(["ReLU", "leaky_relu", "lrelu", "frelu"]) == ["relu", "lrelu", "frelu"]
+    configs = compare.plan(base, "runs/c", ["relu", "frelu"], ["digits"], seeds=2)
+    assert [(c.activation, c.seed, c.train_dir) for c in configs] == [
+        ("relu", 0, "runs/c"), ("frelu", 0, "runs/c"), ("relu", 1, "runs/c"), ("frelu", 1, "runs/c")]
+    assert {c.max_training_steps for c in configs} == {100}
+
+    # CPU: a run per two cores, the cores shared out as TensorFlow threads; GPU: a device per run.
+    assert compare.default_parallel(4, cpus=8, gpus=[]) == 4
+    assert compare.default_parallel(4, cpus=2, gpus=[]) == 1
+    assert compare.default_parallel(2, cpus=32, gpus=[]) == 2
+    assert compare.default_parallel(4, cpus=8, gpus=["0", "1"]) == 2
+    assert compare.default_parallel(4, cpus=8, gpus=[], strategy="mirrored") == 1
+    env = compare.child_environment(1, parallel=4, cpus=8, gpus=[], environ={})
+    assert env["TF_NUM_INTRAOP_THREADS"] == "2" and env["TF_NUM_INTEROP_THREADS"] == "1"
+    assert compare.child_environment(0, 2, 8, [], environ={"TF_NUM_INTRAOP_THREADS": "6"})["TF_NUM_INTRAOP_THREADS"] == "6"
+    assert compare.child_environment(3, 4, 8, ["4", "5"], environ={})["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+# ------------------------------------------------------------------------- report from written event files
+
+def write_run(folder, name, activation, seed, accuracy, loss, images_per_s, activations):
+    run_dir = folder / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(
+        {"flags": {"dataset": "digits", "activation": activation, "seed": seed}}))
+    for split, curves in (("test", {"accuracy": accuracy, "loss": loss}), ("train", {"images_per_s": images_per_s, "loss": loss}),
+                          ("activations", activations)):
+        writer = tf.summary.create_file_writer(str(run_dir / split))
+        with writer.as_default():
+            for tag, curve in curves.items():
+                for step, value in curve:
+                    tf.summary.scalar(tag, value, step=step)
+        writer.close()
+
+
+def test_report_numbers_from_event_files(tmp_path):
+    folder = tmp_path / "compare-digits"
+    steps = [20, 40, 60, 80]
+    runs = {  # name: (activation, seed, status, test accuracy, images/s per window, final act_conv1 mean, std)
+        RUN.format("relu", 0): ("relu", 0, "complete", [0.5, 0.875, 0.96875, 0.9375], [100, 1000, 1200, 1100], 0.25, 1.5),
+        RUN.format("relu", 1): ("relu", 1, "complete", [0.25, 0.5, 0.75, 0.8125], [50, 900, 1000, 1300], 0.75, 0.5),
+        RUN.format("frelu", 0): ("frelu", 0, "complete", [0.75, 0.875, 0.9375, 1.0], [80, 700, 800, 600], 0.125, 2.0),
+        RUN.format("frelu", 1): ("frelu", 1, "failed", [0.5, 0.25], [90, 10], 9.0, 9.0),
+    }
+    state = {"trainer_args": ["--max_training_steps", "80"], "runs": {}}
+    for name, (activation, seed, status, accuracy, speed, final_mean, final_std) in runs.items():
+        state["runs"][name] = {"dataset": "digits", "activation": activation, "seed": seed, "status": status,
+                               "message": "trainer.py: error: the loss became NaN/inf at step 41" if status == "failed" else "ok"}
+        write_run(folder, name, activation, seed, list(zip(steps, accuracy)), list(zip(steps, [2.0, 1.0, 0.5, 0.25][:len(accuracy)])),
+                  list(zip(steps, speed)),
+                  {"activations/act_conv1/mean": [(40, 5.0), (80, final_mean)],
+                   "activations/act_conv1/std": [(40, 5.0), (80, final_std)],
+                   "activations/act_conv1/zero_fraction": [(80, 0.5)]})
+    compare.write_state(str(folder), state)
+    # A run directory that no comparison recorded (e.g. trainer.py run by hand) still counts, as incomplete.
+    write_run(folder, RUN.format("selu", 0), "selu", 0, [(20, 0.5)], [(20, 1.0)], [(20, 10.0)], {})
+
+    report = compare.write_report(str(folder))
+    markdown = (folder / "comparison.md").read_text()
+    assert markdown == report.markdown
+
+    summary = table(markdown, "dataset", key="activation")
+    assert list(summary) == ["frelu", "relu", "selu"]  # best mean final accuracy first, no complete run last
+    assert row(summary, "relu", SUMMARY) == ["2", mean_std([0.9375, 0.8125], 4), mean_std([0.96875, 0.8125], 4),
+                                             mean_std([60, 80], 0), mean_std([1050, 950], 0)]
+    assert row(summary, "frelu", SUMMARY) == ["1 of 2 (1 failed)", "1.0000", "1.0000", "80", "650"]
+    assert row(summary, "selu", SUMMARY) == ["0 of 1 (1 incomplete)", "–", "–", "–", "–"]
+    assert "**digits: frelu** has the best final test accuracy, 1.0000 over 1 seed." in markdown
+
+    # Columns in the summary's order; the failed run's statistics are left out.
+    assert table(markdown, "layer") == {"act_conv1": {
+        "layer": "act_conv1", "frelu": f"{0.125:.4g} / {2.0:.4g}",
+        "relu": f"{np.mean([0.25, 0.75]):.4g} / {np.mean([1.5, 0.5]):.4g}"}}
+
+    per_run = table(markdown, "run")
+    assert list(per_run) == [*runs, RUN.format("selu", 0)]  # runs.json's order, then the others
+    assert row(per_run, RUN.format("relu", 0), PER_RUN) == ["complete", "80", "0.9375", "0.9688", "60", "1050"]
+    assert row(per_run, RUN.format("frelu", 1), PER_RUN) == ["failed", "40", "0.2500", "0.5000", "20", "50"]
+    assert f"- {RUN.format('frelu', 1)}: failed: trainer.py: error: the loss became NaN/inf at step 41" in markdown
+
+    with Image.open(folder / "comparison.png") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 500 and pixels.std() > 0
+    assert "| digits | frelu | 1 of 2 (1 failed) |" in compare.report_text(report)
+
+
+# ----------------------------------------------------------------------------------------- real processes
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, what, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"script.py ended (exit {process.returncode}) while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def tensorboard_runs(port):
+    with urllib.request.urlopen(f"http://localhost:{port}/data/runs", timeout=5) as response:
+        return json.load(response)
+
+
+def steps_to_95_percent(history):
+    tested = [(record["step"], record["test_accuracy"]) for record in history if "test_accuracy" in record]
+    best = max(value for _, value in tested)
+    return next(step for step, value in tested if value >= 0.95 * best)
+
+
+def poison(run_dir):
+    """Make a run diverge when it resumes: NaN weights in its newest checkpoint, saved as the trainer would."""
+    step, path = checkpoints.list_checkpoints(str(run_dir))[-1]
+    model = checkpoints.load_checkpoint(path)
+    model.set_weights([np.full_like(weights, np.nan) for weights in model.get_weights()])
+    checkpoints.save_checkpoint(model, str(run_dir), step)
+
+
+def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
+    train_dir = tmp_path / "runs"
+    comparison = ["--activations", "relu", "lrelu", "--seeds", 2, "--parallel", 2, "--train_dir", train_dir]
+    trainer_flags = ["--", "--data_dir", data_dir, *TRAINER_FLAGS]
+    names = [RUN.format(activation, seed) for seed in (0, 1) for activation in ("relu", "lrelu")]
+    folders = lambda: list(train_dir.glob("compare-digits-*"))  # noqa: E731
+
+    # 1. Ctrl-C once the first two runs have checkpoints: both stop, their checkpoints load.
+    started = names[:2]
+    with open(tmp_path / "first.out", "w") as out:
+        process = popen_cli("script.py", *comparison, "--no_tensorboard", *trainer_flags, stdout=out, stderr=out)
+        wait_for(lambda: folders() and all(checkpoints.list_checkpoints(str(folders()[0] / name)) for name in started),
+                 "the first checkpoints", process)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130, (tmp_path / "first.out").read_text()
+    assert "stopping 2 runs" in (tmp_path / "first.out").read_text()
+    (folder,) = folders()
+    runs = runs_of(folder)
+    assert [runs[name]["status"] for name in names] == ["interrupted", "interrupted", "pending", "pending"]
+    interrupted_at = {}
+    for name in started:
+        with pytest.raises(ProcessLookupError):  # stopped and reaped, not left running
+            os.kill(runs[name]["pid"], 0)
+        step, path = checkpoints.list_checkpoints(str(folder / name))[-1]
+        assert int(checkpoints.load_checkpoint(path).optimizer.iterations.numpy()) == step < 200
+        interrupted_at[name] = step
+    poison(folder / names[1])
+
+    # 2. The same command resumes the comparison in the same folder; TensorBoard serves it (on a free port)
+    #    until Ctrl-C.
+    port = free_port()
+    with open(tmp_path / "second.out", "w") as out:
+        process = popen_cli("script.py", *comparison, "--port", port, *trainer_flags, stdout=out, stderr=out)
+        try:
+            wait_for(lambda: (folder / "comparison.md").exists(), "the report", process)
+            listed = tensorboard_runs(port)
+            for name in names:
+                assert any(run.startswith(name + "/") for run in listed), (name, listed)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 1, (tmp_path / "second.out").read_text()  # one run failed
+        finally:
+            process.kill()
+    with pytest.raises(urllib.error.URLError):
+        tensorboard_runs(port)
+    assert folders() == [folder]
+    runs = runs_of(folder)
+    assert [runs[name]["status"] for name in names] == ["complete", "failed", "complete", "complete"]
+    assert "NaN/inf at step" in runs[names[1]]["message"]
+    assert read_json(folder / names[0] / "config.json")["start_step"] == interrupted_at[names[0]]
+
+    # 3. The report's numbers are those of each run's metrics.json; the terminal shows its summary.
+    markdown = (folder / "comparison.md").read_text()
+    per_run = table(markdown, "run")
+    metrics = {name: read_json(folder / name / "metrics.json") for name in names}
+    for name in (names[0], names[2], names[3]):
+        run = metrics[name]
+        assert run["complete"] and run["step"] == 200
+        *cells, images_per_s = row(per_run, name, PER_RUN)
+        assert cells == ["complete", "200", f"{run['test_accuracy']:.4f}", f"{run['best_test_accuracy']:.4f}",
+                         str(steps_to_95_percent(run["history"]))]
+        # Event files hold float32: equal to the display precision.
+        assert float(images_per_s) == pytest.approx(run["images_per_s"], abs=0.5 + 1e-6 * run["images_per_s"])
+    assert per_run[names[1]]["status"] == "failed"
+    summary = table(markdown, "dataset", key="activation")
+    relu = [metrics[names[0]], metrics[names[2]]]
+    assert row(summary, "relu", SUMMARY[:3]) == ["2", mean_std([run["test_accuracy"] for run in relu], 4),
+                                                  mean_std([run["best_test_accuracy"] for run in relu], 4)]
+    assert row(summary, "lrelu", SUMMARY[:2]) == ["1 of 2 (1 failed)", f"{metrics[names[3]]['test_accuracy']:.4f}"]
+    output = (tmp_path / "second.out").read_text()
+    assert f"TensorBoard: http://localhost:{port}/" in output
+    assert "| digits | relu | 2 |" in output and f"{names[1]}: failed" in output
+
+    # Activation statistics at the last step, read independently with TensorBoard's own event reader.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    final = {}
+    for name in (names[0], names[2]):
+        accumulator = EventAccumulator(str(folder / name / "activations"), size_guidance={"tensors": 0}).Reload()
+        for tag in accumulator.Tags()["tensors"]:
+            if tag.endswith(("/mean", "/std")):
+                last = max(accumulator.Tensors(tag), key=lambda event: event.step)
+                assert last.step == 200
+                final.setdefault(tag, []).append(float(make_ndarray(last.tensor_proto)))
+    layers = table(markdown, "layer")
+    assert list(layers) == ["act_conv1", "act_conv2", "act_conv3", "act_fc1", "act_fc2"]
+    for layer, cells in layers.items():
+        assert cells["relu"] == (f"{np.mean(final[f'activations/{layer}/mean']):.4g} / "
+                                 f"{np.mean(final[f'activations/{layer}/std']):.4g}"), layer
+
+    with Image.open(folder / "comparison.png") as image:
+        assert image.size[0] > 500 and np.asarray(image.convert("RGB")).std() > 0
+
+    # 4. --report_only rebuilds the same report from the event files alone.
+    os.remove(folder / "comparison.md")
+    os.remove(folder / "comparison.png")
+    result = run_cli("script.py", "--report_only", folder)
+    assert result.returncode == 0, result.stderr
+    assert (folder / "comparison.md").read_text() == markdown
+    assert (folder / "comparison.png").exists() and "| digits | relu | 2 |" in result.stdout
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--activations", "relu", "frelux"], "frelu"),
+    (["--datasets", "no_such_dataset"], "no_such_dataset"),
+])
+def test_bad_input_one_line_error_exit_2_nothing_created(data_dir, tmp_path, flags, expected):
+    train_dir = tmp_path / "runs"
+    result = run_cli("script.py", *flags, "--train_dir", train_dir, "--no_tensorboard", "--", "--data_dir", data_dir)
+    lines = error_lines(result.stderr)
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "error" in lines[0] and expected in lines[0], lines
+    assert "Traceback" not in result.stderr
+    assert not train_dir.exists()
+
+
+def test_clean_removes_only_its_own_folder_and_not_while_its_runs_train(tmp_path):
+    mine = tmp_path / "compare-digits"
+    (mine / "run").mkdir(parents=True)
+    # A trainer left running by a script.py that was killed: its command line names the folder.
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--train_dir", str(mine)])
+    try:
+        compare.write_state(str(mine), {"trainer_args": [], "runs": {"run": {"status": "running", "pid": orphan.pid}}})
+        with pytest.raises(UsageError, match=f"process {orphan.pid}"):
+            compare.clean(str(mine))
+    finally:
+        orphan.kill()
+        orphan.wait()
+    other = tmp_path / "compare-MNIST"
+    (other / "keep").mkdir(parents=True)
+    with pytest.raises(UsageError, match="not a comparison folder"):
+        compare.clean(str(other))
+    compare.clean(str(mine))
+    assert not mine.exists() and (other / "keep").exists()
+    compare.clean(str(mine))  # nothing left to remove: no error

@@ -1,0 +1,329 @@
+"""ActivationMonitor: train a few steps with it, read the event files back with TensorBoard's own reader and
+check every summary against NumPy computed independently on the same sample."""
+
+import io
+import math
+
+import keras
+import matplotlib
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+
+from keras_frelu import layers, models
+from keras_frelu.errors import UsageError
+from keras_frelu.monitor import ActivationMonitor
+from keras_frelu.monitor import figures
+from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
+
+STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
+STEPS = 8  # optimizer steps of the fixture's training run
+EVERY = 3  # summaries at steps 3 and 6, and the final set at 8
+FIGURE_EVERY = 6  # figures at step 6, and at 8 (end of training)
+RNG = np.random.default_rng(0)
+
+
+def small_model():
+    """Every kind of monitored layer: a conv Funnel ReLU (its own batch norm), a conv PReLU (per-channel
+    alpha), a dense Flexible ReLU (one scalar bias), and a plain keras tanh that is not an activation
+    layer of ours."""
+    inputs = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(6, 3, padding="same", name="conv1")(inputs)
+    x = layers.FunnelReLU(name="act_conv1")(x)
+    x = keras.layers.Conv2D(5, 3, strides=2, padding="same", name="conv2")(x)
+    x = layers.PReLU(name="act_conv2")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(12, name="fc1")(x)
+    x = layers.FlexibleReLU(name="act_fc1")(x)
+    x = keras.layers.Activation("tanh", name="plain_tanh")(x)
+    outputs = keras.layers.Dense(3, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def training_data(samples=64):
+    images = RNG.normal(size=(samples, 8, 8, 1)).astype(np.float32)
+    labels = RNG.integers(0, 3, samples).astype(np.int32)
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A model trained STEPS steps with the monitor, its sample, labels and the monitor's events; and the
+    same training without the monitor."""
+    images, labels = training_data()
+    sample, sample_labels = images[:10], labels[:10]
+    log_dir = tmp_path_factory.mktemp("monitor")
+    monitor = ActivationMonitor(log_dir, sample=sample, labels=sample_labels, every_n_steps=EVERY,
+                                figure_every_n_steps=FIGURE_EVERY)
+    trained = {}
+    for name, callbacks in (("model", [monitor]), ("unmonitored", [])):
+        keras.utils.set_random_seed(1)
+        model = small_model()
+        history = model.fit(images, labels, batch_size=8, epochs=1, callbacks=callbacks, verbose=0)
+        trained[name], trained[name + "_history"] = model, history.history
+    return {**trained, "sample": sample, "labels": sample_labels, "events": read_events(log_dir),
+            "layers": ["act_conv1", "act_conv2", "act_fc1"]}
+
+
+def read_events(log_dir):
+    """TensorBoard's own reader over the event files in log_dir, every event kept."""
+    events = event_accumulator.EventAccumulator(str(log_dir), size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    return events
+
+
+def tags_of(events, plugin):
+    return {tag for tag in events.Tags()["tensors"] if events.SummaryMetadata(tag).plugin_data.plugin_name == plugin}
+
+
+def value_at(events, tag, step):
+    (event,) = [event for event in events.Tensors(tag) if event.step == step]
+    return tf.make_ndarray(event.tensor_proto)
+
+
+def pngs_at(events, tag, step):
+    """The decoded pictures of an image summary: TensorBoard stores [width, height, png, png, ...]."""
+    stored = value_at(events, tag, step)
+    width, height = int(stored[0]), int(stored[1])
+    pictures = []
+    for blob in stored[2:]:
+        assert blob.startswith(b"\x89PNG\r\n\x1a\n")
+        pictures.append(np.asarray(Image.open(io.BytesIO(blob))))
+        assert pictures[-1].shape[:2] == (height, width)
+    return pictures
+
+
+def layer_outputs(model, names, sample):
+    """Each named layer's output on the sample in inference mode, read from the model independently."""
+    extractor = keras.Model(model.input, [model.get_layer(name).output for name in names])
+    return [np.asarray(values) for values in extractor(sample, training=False)]
+
+
+def numpy_statistics(values):
+    values = values.astype(np.float64)
+    return {
+        "mean": values.mean(), "std": values.std(), "min": values.min(), "max": values.max(),
+        "zero_fraction": np.mean(values == 0), "negative_fraction": np.mean(values < 0),
+        "dead_fraction": np.mean(np.all(values == 0, axis=0)),
+    }
+
+
+def test_default_layers_are_the_activation_layers_each_with_every_kind_of_summary(run):
+    events = run["events"]
+    histograms, scalars, images = (tags_of(events, plugin) for plugin in ("histograms", "scalars", "images"))
+    for name in run["layers"]:
+        assert f"activations/{name}/values" in histograms
+        assert {f"activations/{name}/{statistic}" for statistic in STATISTICS} <= scalars
+        assert {f"activations/{name}/{picture}" for picture in ("image", "visualization", "histogram")} <= images
+    assert "activations/summary" in images
+    assert not any("plain_tanh" in tag for tag in histograms | images) and \
+        not any(tag.startswith("activations/plain_tanh") for tag in scalars)
+
+
+def test_summaries_follow_the_optimizer_steps_and_figures_their_own_interval(run):
+    events = run["events"]
+    assert [event.step for event in events.Tensors("activations/act_fc1/mean")] == [3, 6, STEPS]
+    assert [event.step for event in events.Tensors("activations/act_fc1/values")] == [3, 6, STEPS]
+    assert [event.step for event in events.Tensors("activations/act_fc1/histogram")] == [6, STEPS]
+    assert [event.step for event in events.Tensors("activations/summary")] == [6, STEPS]
+
+
+def test_scalar_statistics_equal_numpy_on_the_same_sample(run):
+    outputs = layer_outputs(run["model"], run["layers"], run["sample"])
+    for name, values in zip(run["layers"], outputs):
+        expected = numpy_statistics(values)
+        for statistic in STATISTICS:
+            got = float(value_at(run["events"], f"activations/{name}/{statistic}", STEPS))
+            assert got == pytest.approx(expected[statistic], rel=1e-5, abs=1e-6), (name, statistic)
+
+
+def test_histograms_hold_numpy_bucket_counts_of_the_layer_values(run):
+    outputs = layer_outputs(run["model"], run["layers"], run["sample"])
+    for name, values in zip(run["layers"], outputs):
+        buckets = value_at(run["events"], f"activations/{name}/values", STEPS)
+        counts, edges = np.histogram(values.astype(np.float64), bins=30, range=(values.min(), values.max()))
+        np.testing.assert_allclose(buckets[:, 0], edges[:-1], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(buckets[:, 1], edges[1:], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(buckets[:, 2], counts)
+
+
+def test_activation_parameters_scalar_ones_as_scalars_others_as_histogram_and_norm(run):
+    model, events = run["model"], run["events"]
+    assert float(value_at(events, "parameters/act_fc1/bias", STEPS)) == pytest.approx(
+        float(model.get_layer("act_fc1").bias.numpy()), rel=1e-6)
+    assert float(model.get_layer("act_fc1").bias.numpy()) != -1.0  # it trained: the value is not the init
+    alpha = model.get_layer("act_conv2").alpha.numpy()
+    assert value_at(events, "parameters/act_conv2/alpha", STEPS)[:, 2].sum() == alpha.size
+    assert float(value_at(events, "parameters/act_conv2/alpha_norm", STEPS)) == pytest.approx(
+        np.linalg.norm(alpha), rel=1e-5)
+    funnel = model.get_layer("act_conv1")  # every trainable weight, tagged by its path inside the layer
+    weights = {weight.path.removeprefix("act_conv1/"): weight.numpy() for weight in funnel.trainable_weights}
+    assert "kernel" in weights  # the condition kernel
+    for path, weight in weights.items():
+        assert float(value_at(events, f"parameters/act_conv1/{path}_norm", STEPS)) == pytest.approx(
+            np.linalg.norm(weight), rel=1e-5, abs=1e-7)
+
+
+def test_weight_and_gradient_norms_per_layer_equal_an_independent_computation(run):
+    model, events = run["model"], run["events"]
+    loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    weighted = [layer for layer in model.layers if layer.trainable_weights]
+    variables = [weight for layer in weighted for weight in layer.trainable_weights]
+    with tf.GradientTape() as tape:
+        loss = loss_function(run["labels"], model(run["sample"], training=False))
+    gradients = dict(zip([id(variable) for variable in variables], tape.gradient(loss, variables)))
+    for layer in weighted:
+        weight_norm = math.sqrt(sum(float(np.sum(weight.numpy() ** 2)) for weight in layer.trainable_weights))
+        gradient_norm = math.sqrt(sum(float(np.sum(gradients[id(weight)].numpy() ** 2))
+                                      for weight in layer.trainable_weights))
+        assert float(value_at(events, f"weight_norm/{layer.name}", STEPS)) == pytest.approx(weight_norm, rel=1e-5)
+        assert float(value_at(events, f"gradient_norm/{layer.name}", STEPS)) == pytest.approx(
+            gradient_norm, rel=1e-4)
+        assert gradient_norm > 0
+
+
+def colour_levels(picture):
+    """Invert the colouring: each pixel's index in the 256-colour viridis table, -1 for white."""
+    table = np.round(matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255)
+    distances = np.abs(picture[..., np.newaxis, :].astype(float) - table).sum(axis=-1)
+    levels = np.argmin(distances, axis=-1)
+    levels[(picture == 255).all(axis=-1)] = -1
+    return levels
+
+
+def expected_levels(values, low, high):
+    return np.round((values - low) / (high - low) * 255).astype(int)
+
+
+def test_images_are_pngs_of_the_documented_layouts(run):
+    model, events, sample = run["model"], run["events"], run["sample"]
+    conv_values, dense_values = layer_outputs(model, ["act_conv2", "act_fc1"], sample)
+    # act_conv2: 4x4 maps, 5 channels -> per sample a 2 x 3 grid of maps with 1-pixel white separators;
+    # the first 3 samples, scaled together
+    grids = pngs_at(events, "activations/act_conv2/image", STEPS)
+    assert [grid.shape for grid in grids] == [(2 * 5 - 1, 3 * 5 - 1, 3)] * 3
+    first = conv_values[:3]
+    for index, grid in enumerate(grids):
+        expected = np.full((9, 14), -1)
+        for channel in range(5):
+            row, column = divmod(channel, 3)
+            expected[row * 5:row * 5 + 4, column * 5:column * 5 + 4] = expected_levels(
+                first[index, :, :, channel], first.min(), first.max())
+        assert np.abs(colour_levels(grid) - expected).max() <= 1
+        assert (colour_levels(grid)[expected == -1] == -1).all()
+    # act_fc1: a heat map of 12 units (rows) x 10 samples (columns)
+    (heatmap,) = pngs_at(events, "activations/act_fc1/image", STEPS)
+    assert heatmap.shape == (12, 10, 3)
+    expected = expected_levels(dense_values.T, dense_values.min(), dense_values.max())
+    assert np.abs(colour_levels(heatmap) - expected).max() <= 1
+    # figures: equally sized panels; the summary puts the 3 histograms above the 3 visualizations
+    (panel,) = pngs_at(events, "activations/act_fc1/histogram", STEPS)
+    (visualization,) = pngs_at(events, "activations/act_fc1/visualization", STEPS)
+    (summary,) = pngs_at(events, "activations/summary", STEPS)
+    assert visualization.shape == panel.shape and panel.shape[0] > 100
+    height, width, _ = panel.shape
+    assert summary.shape == (2 * height, 3 * width, 3)
+    np.testing.assert_array_equal(summary[:height, 2 * width:], panel)
+    np.testing.assert_array_equal(summary[height:, 2 * width:], visualization)
+
+
+def test_the_monitor_changes_nothing_in_training(run):
+    # Batch-norm moving statistics are weights too: an inference-mode monitor must leave them alone, and
+    # its gradient computation must not touch the optimizer or the loss trackers.
+    for without, with_monitor in zip(run["unmonitored"].get_weights(), run["model"].get_weights()):
+        np.testing.assert_allclose(with_monitor, without, rtol=1e-5, atol=1e-7)
+    for metric, values in run["unmonitored_history"].items():
+        assert run["model_history"][metric] == pytest.approx(values, rel=1e-5)
+
+
+def test_steps_of_several_per_execution_write_when_a_multiple_is_crossed(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2)(layers.ReLU(name="act")(keras.layers.Dense(3)(inputs)))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    data = RNG.normal(size=(8, 4)).astype(np.float32)
+    monitor = ActivationMonitor(tmp_path, sample=data[:2], every_n_steps=3, figures=False)
+    model.fit(data, data[:, :2], batch_size=1, epochs=1, callbacks=[monitor], verbose=0)
+    # executions of 4 steps end at steps 4 and 8, where the multiples 3 and 6 were crossed
+    assert [event.step for event in read_events(tmp_path).Tensors("activations/act/mean")] == [4, 8]
+
+
+def test_layers_by_name_or_predicate(tmp_path):
+    model = small_model()
+    sample = training_data(2)[0]
+    by_name = ActivationMonitor(tmp_path, "plain_tanh", sample=sample)
+    by_name.set_model(model)
+    assert [layer.name for layer in by_name.monitored] == ["plain_tanh"]
+    by_predicate = ActivationMonitor(tmp_path, lambda layer: isinstance(layer, keras.layers.Conv2D), sample=sample)
+    by_predicate.set_model(model)
+    assert [layer.name for layer in by_predicate.monitored] == ["conv1", "conv2"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layers": ["act_fc1", "act_fc9"]}, "has no layer 'act_fc9'"),
+    ({"layers": lambda layer: False}, "has no layer for which"),
+])
+def test_bad_layer_selection_names_the_problem(tmp_path, kwargs, message):
+    monitor = ActivationMonitor(tmp_path, sample=training_data(2)[0], **kwargs)
+    with pytest.raises(UsageError, match=message):
+        monitor.set_model(small_model())
+
+
+def test_a_model_without_activation_layers_needs_a_selection(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(UsageError, match="no activation layer .* pass layers="):
+        ActivationMonitor(tmp_path, sample=np.zeros((2, 3))).set_model(model)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"every_n_steps": 0}, "every_n_steps must be a positive integer"),
+    ({"every_n_steps": 2.5}, "every_n_steps must be a positive integer"),
+    ({"every_n_steps": 10, "figure_every_n_steps": 25}, "must be a multiple of every_n_steps"),
+    ({"labels": np.zeros(3)}, "labels has 3 entries but sample has 2"),
+    ({"sample": None}, "sample .* must be arrays"),
+])
+def test_bad_arguments_raise_one_clear_error(tmp_path, kwargs, message):
+    arguments = {"sample": np.zeros((2, 8, 8, 1)), **kwargs}
+    with pytest.raises(UsageError, match=message):
+        ActivationMonitor(tmp_path, **arguments)
+
+
+def test_statistics_follow_their_definitions():
+    # units (columns): always zero (dead), once zero, never zero
+    values = np.array([[0.0, 0.0, 2.0], [0.0, -1.0, 3.0]], dtype=np.float32)
+    got = {name: float(value) for name, value in activation_statistics(values).items()}
+    assert got == pytest.approx({"mean": 4 / 6, "std": float(np.std(values)), "min": -1.0, "max": 3.0,
+                                 "zero_fraction": 3 / 6, "dead_fraction": 1 / 3, "negative_fraction": 1 / 6})
+
+
+def test_histogram_buckets_of_constant_and_non_finite_values():
+    constant = histogram_buckets(np.full(7, 2.0)).numpy()
+    assert constant[0, 0] == 1.5 and constant[-1, 1] == 2.5 and constant[:, 2].sum() == 7
+    mixed = histogram_buckets(np.array([np.nan, np.inf, 1.0, 3.0])).numpy()
+    assert mixed[0, 0] == 1.0 and mixed[-1, 1] == 3.0 and mixed[0, 2] == 1 and mixed[-1, 2] == 1
+    assert mixed[:, 2].sum() == 2
+    assert histogram_buckets(np.array([np.nan]))[:, 2].numpy().sum() == 0
+
+
+def test_panels_survive_a_diverged_layer_and_keep_their_size():
+    panels = figures.LayerPanels("act")
+    finite = panels.render(RNG.normal(size=(4, 3, 3, 2)))
+    diverged = panels.render(np.full((4, 3, 3, 2), np.nan))
+    assert [picture.shape for picture in diverged] == [picture.shape for picture in finite]
+    assert not np.array_equal(diverged[1], finite[1])
+
+
+def test_summary_wraps_after_six_layers():
+    top = [np.full((2, 3, 3), index, dtype=np.uint8) for index in range(7)]
+    bottom = [np.full((2, 3, 3), 100 + index, dtype=np.uint8) for index in range(7)]
+    picture = figures.side_by_side(top, bottom)
+    assert picture.shape == (8, 18, 3)
+    assert (picture[0:2, 3:6] == 1).all() and (picture[2:4, 3:6] == 101).all()
+    assert (picture[4:6, 0:3] == 6).all() and (picture[6:8, 0:3] == 106).all()
+    assert (picture[4:, 3:] == 255).all()  # the empty cells of the second band stay white

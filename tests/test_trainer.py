@@ -1,0 +1,196 @@
+"""trainer.py and evaler.py as real processes on the embedded digits dataset."""
+
+import json
+import os
+import signal
+import socket
+import time
+
+import h5py
+import numpy as np
+import pytest
+from conftest import CLI_ENV, error_lines, popen_cli, run_cli
+
+from keras_frelu import checkpoints, events
+
+# Small, fast settings shared by the runs below (the digits dataset: 8x8 images, 1,437 train / 360 test).
+FAST = ["--no_monitor", "--no_progress", "--learning_rate", "3e-3", "--log_step", "20",
+        "--test_sample_step", "100", "--output_save_step", "100"]
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def only_run_dir(train_dir):
+    (name,) = os.listdir(train_dir)
+    return train_dir / name
+
+
+def train_losses(run_dir):
+    return dict(events.read_scalars(str(run_dir / "train"))["loss"])
+
+
+def test_frelu_reaches_95_percent_and_evaler_agrees(data_dir, tmp_path):
+    train_dir = tmp_path / "runs"
+    result = run_cli("trainer.py", "--activation", "frelu", "--data_dir", data_dir, "--train_dir", train_dir,
+                     "--max_training_steps", 600, *FAST)
+    assert result.returncode == 0, result.stderr
+    run_dir = train_dir / "digits-frelu-reference_cnn-seed0"
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["complete"] and metrics["step"] == 600
+    assert metrics["test_accuracy"] >= 0.95, metrics["test_accuracy"]
+    assert metrics["images_per_s"] > 0 and metrics["wall_time_s"] > 0
+    config = read_json(run_dir / "config.json")
+    assert config["flags"]["activation"] == "frelu" and config["versions"]["tensorflow"]
+    test_scalars = events.read_scalars(str(run_dir / "test"))
+    assert [step for step, _ in test_scalars["accuracy"]] == [100, 200, 300, 400, 500, 600]
+    assert test_scalars["accuracy"][-1][1] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+    result = run_cli("evaler.py", "--train_dir", run_dir)
+    assert result.returncode == 0, result.stderr
+    report = read_json(run_dir / "eval.json")
+    assert report["step"] == 600 and report["test_size"] == 360
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert report["loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 360
+    assert np.trace(matrix) / 360 == pytest.approx(report["accuracy"])
+    assert f"accuracy {report['accuracy']:.4f}" in result.stdout
+    with open(run_dir / "confusion.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "confusion_matrix" in events.read_tags(str(run_dir / "eval"))
+
+
+@pytest.fixture(scope="module")
+def deterministic_reference(data_dir, tmp_path_factory):
+    """One uninterrupted deterministic run that other tests compare against."""
+    train_dir = tmp_path_factory.mktemp("reference")
+    result = run_cli("trainer.py", "--data_dir", data_dir, "--train_dir", train_dir, "--deterministic",
+                     "--seed", 1, "--max_training_steps", 300, *FAST)
+    assert result.returncode == 0, result.stderr
+    return only_run_dir(train_dir)
+
+
+def test_deterministic_runs_give_identical_losses(data_dir, tmp_path, deterministic_reference):
+    result = run_cli("trainer.py", "--data_dir", data_dir, "--train_dir", tmp_path, "--deterministic",
+                     "--seed", 1, "--max_training_steps", 300, *FAST)
+    assert result.returncode == 0, result.stderr
+    again = train_losses(only_run_dir(tmp_path))
+    reference = train_losses(deterministic_reference)
+    assert sorted(again) == list(range(20, 301, 20))
+    assert again == reference  # bit for bit
+
+
+def test_sigkill_then_rerun_resumes_where_the_checkpoint_left_off(data_dir, tmp_path, deterministic_reference):
+    args = ["--data_dir", data_dir, "--train_dir", tmp_path, "--deterministic", "--seed", 1,
+            "--max_training_steps", 300, *FAST]
+    process = popen_cli("trainer.py", *args, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
+    run_dir = tmp_path / "digits-relu-reference_cnn-seed1"
+    deadline = time.monotonic() + 300
+    while not any(step >= 200 for step, _ in checkpoints.list_checkpoints(str(run_dir))):
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = checkpoints.list_checkpoints(str(run_dir))[-1][0]
+    assert killed_at < 300
+
+    result = run_cli("trainer.py", *args)
+    assert result.returncode == 0, result.stderr
+    config = read_json(run_dir / "config.json")
+    assert config["start_step"] == killed_at
+    model = checkpoints.load_checkpoint(checkpoints.latest_checkpoint(str(run_dir)))
+    assert int(model.optimizer.iterations.numpy()) == 300
+    losses = train_losses(run_dir)
+    assert sorted(losses) == list(range(20, 301, 20))  # no step missing, none twice
+    # Same weights, optimiser state and batches as the run that was never interrupted.
+    assert losses == train_losses(deterministic_reference)
+    metrics = read_json(run_dir / "metrics.json")
+    assert [record["step"] for record in metrics["history"]] == list(range(20, 301, 20))
+    assert metrics["test_accuracy"] == read_json(deterministic_reference / "metrics.json")["test_accuracy"]
+
+
+def test_mirrored_strategy_on_two_cpu_devices_matches_single_device(data_dir, tmp_path, deterministic_reference):
+    result = run_cli("trainer.py", "--data_dir", data_dir, "--train_dir", tmp_path, "--deterministic",
+                     "--seed", 1, "--max_training_steps", 300, "--strategy", "mirrored", "--num_cpu_devices", 2,
+                     *FAST)
+    assert result.returncode == 0, result.stderr
+    mirrored = train_losses(only_run_dir(tmp_path))
+    single = train_losses(deterministic_reference)
+    assert sorted(mirrored) == sorted(single)
+    # Batch norm statistics and dropout masks are per replica, so the curves agree only closely.
+    difference = np.abs(np.array([mirrored[s] for s in single]) - np.array(list(single.values())))
+    assert difference.mean() < 0.1, (mirrored, single)
+    assert mirrored[300] < 0.5 * mirrored[20]  # and it did learn
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_multi_worker_strategy_with_two_processes(data_dir, tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        env = {**CLI_ENV, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                   "task": {"type": "worker", "index": index}})}
+        processes.append(popen_cli("trainer.py", "--data_dir", data_dir, "--train_dir", tmp_path / f"w{index}",
+                                   "--strategy", "multi_worker", "--max_training_steps", 100, *FAST, env=env,
+                                   stdout=open(tmp_path / f"out{index}", "w"), stderr=open(tmp_path / f"err{index}", "w")))
+    try:
+        codes = [process.wait(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert codes == [0, 0], [(tmp_path / f"err{i}").read_text()[-2000:] for i in range(2)]
+    metrics = read_json(only_run_dir(tmp_path / "w0") / "metrics.json")
+    assert metrics["complete"] and metrics["step"] == 100
+    assert not (tmp_path / "w1").exists()  # only the chief writes
+
+
+def write_two_channel_dataset(folder):
+    folder.mkdir()
+    with h5py.File(folder / "data.hdf5", "w") as handle:
+        for index in range(20):
+            group = handle.create_group(str(index))
+            group["image"] = np.zeros((8, 8, 2), np.uint8)
+            group["label"] = np.eye(2)[index % 2]
+    (folder / "id.txt").write_text("".join(f"{index}\n" for index in range(20)))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--activation", "frelux"], "frelu"),
+    (["--dataset", "no_such_dataset"], "no_such_dataset"),
+    (["--batch_size", "0"], "--batch_size"),
+    (["--dataset", "TWO_CHANNEL"], "--model"),
+])
+def test_bad_flags_give_one_line_error_exit_2_and_no_run_dir(data_dir, tmp_path, flags, expected):
+    if "TWO_CHANNEL" in flags:
+        write_two_channel_dataset(tmp_path / "two_channel")
+        flags = ["--dataset", tmp_path / "two_channel"]
+    train_dir = tmp_path / "runs"
+    result = run_cli("trainer.py", "--data_dir", data_dir, "--train_dir", train_dir, *flags)
+    lines = error_lines(result.stderr)
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "error" in lines[0] and expected in lines[0], lines
+    assert "Traceback" not in result.stderr
+    assert not train_dir.exists()
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+    result = run_cli("trainer.py", "--data_dir", data_dir, "--train_dir", tmp_path, "--activation", "relu",
+                     "--no_monitor", "--no_progress", "--log_step", 10, "--output_save_step", 10,
+                     "--test_sample_step", 10, "--learning_rate", 1e12, "--clip_norm", 1e30,
+                     "--max_training_steps", 200)
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1, result.stderr
+    assert "NaN/inf at step" in lines[-1] and "Traceback" not in result.stderr
+    run_dir = only_run_dir(tmp_path)
+    for _, path in checkpoints.list_checkpoints(str(run_dir)):
+        model = checkpoints.load_checkpoint(path)
+        assert all(np.isfinite(weights).all() for weights in model.get_weights())
