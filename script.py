@@ -15,12 +15,16 @@ deleted; --clean removes only the folder itself (and only if script.py made it) 
 TensorBoard serves the folder on localhost while the runs train and, after the report, until Ctrl-C
 (--exit_when_done stops it and exits once the report is written). Ctrl-C during the runs stops every
 run cleanly (a second Ctrl-C kills them; checkpoints stay loadable either way). A failed run (e.g. a
-diverged loss) is marked in the report and does not stop the others; the exit code is then 1.
+diverged loss) is marked in the report and does not stop the others. Exit code: 0, 1 if a run failed,
+2 for bad flags (nothing is created then), 130 after Ctrl-C during the runs.
 
 The report, comparison.md and comparison.png in the comparison folder (and the summary on the terminal):
 per activation, final test accuracy mean ± std over seeds, best accuracy, steps to reach 95% of the
 best, images/s, the per-layer mean/std of the activations at the end, and test accuracy and loss curves.
 It is read from the event files, so --report_only rebuilds it for any folder of runs.
+
+Trainer flags after -- (python trainer.py --help) apply to every run, except --activation, --dataset,
+--seed and --train_dir, which the comparison sets.
 """
 
 import logging
@@ -41,9 +45,10 @@ def build_parser():
                                 usage="%(prog)s [options] [-- TRAINER_FLAGS]")
     add = parser.add_argument
     add("--activations", nargs="+", default=list(compare.DEFAULT_ACTIVATIONS), metavar="NAME",
-        help="activations to compare (default: %(default)s)")
+        help=f"activations to compare (default: {' '.join(compare.DEFAULT_ACTIVATIONS)})")
     add("--datasets", nargs="+", default=list(compare.DEFAULT_DATASETS), metavar="NAME",
-        help="datasets (names under the trainer's --data_dir, or folder paths; default: %(default)s)")
+        help="datasets: names under the trainer's --data_dir, or folder paths "
+             f"(default: {' '.join(compare.DEFAULT_DATASETS)})")
     add("--seeds", type=int, default=1, metavar="N",
         help="train each (dataset, activation) with seeds 0..N-1 (default: %(default)s)")
     add("--parallel", type=int, metavar="K",

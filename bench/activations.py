@@ -4,7 +4,7 @@
 2. one training step (Adam, batch 64) of reference_cnn on CIFAR-10-shaped inputs, relative to the same
    network with ReLU.
 
-Each ratio is the median over interleaved pairs (ReLU, activation, ReLU, activation, ...), so slow
+Each ratio is the median over interleaved pairs (ReLU, activation, activation, ReLU, ...), so slow
 drifts of a shared machine hit both sides alike. ``--jit`` chooses plain TensorFlow graphs, XLA
 (``jit_compile=True``, Keras's "auto" choice on TensorFlow) or both. Prints a markdown table;
 ``--append`` adds it, with the command, to bench/RESULTS.md.
@@ -14,13 +14,10 @@ drifts of a shared machine hit both sides alike. ``--jit`` chooses plain TensorF
 """
 
 import argparse
-import datetime
 import os
 import platform
 import shlex
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,27 +28,11 @@ import tensorflow as tf  # noqa: E402
 import keras_frelu  # noqa: E402
 from keras_frelu import models  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import append_results, interleaved  # noqa: E402
+
 TENSOR_SHAPE = (64, 16, 16, 64)
 IMAGE_SHAPE, CLASSES, BATCH = (32, 32, 3), 10, 64
-
-
-def seconds_per_call(function, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        result = function()
-    keras.ops.convert_to_numpy(tf.nest.flatten(result)[0])  # the work has finished when the clock stops
-    return (time.perf_counter() - start) / calls
-
-
-def interleaved(baseline, candidate, pairs, calls):
-    """Median of candidate/baseline over interleaved pairs, and the median seconds of each."""
-    baseline_times, candidate_times = [], []
-    for _ in range(pairs):
-        baseline_times.append(seconds_per_call(baseline, calls))
-        candidate_times.append(seconds_per_call(candidate, calls))
-    ratios = [c / b for b, c in zip(baseline_times, candidate_times)]
-    return statistics.median(ratios), statistics.median(baseline_times), statistics.median(candidate_times)
 
 
 def activation_step(activation, jit):
@@ -80,15 +61,16 @@ def activation_step(activation, jit):
     return step
 
 
-def training_step(activation, jit):
-    """One Adam step of reference_cnn on a fixed CIFAR-shaped batch, via Keras's own train function."""
+def training_step(activation, jit, image_shape=IMAGE_SHAPE, batch=BATCH):
+    """One Adam step of reference_cnn on a fixed batch (CIFAR-shaped by default), via Keras's own train
+    function."""
     keras.utils.set_random_seed(0)
-    model = models.reference_cnn(IMAGE_SHAPE, CLASSES, activation=activation)
+    model = models.reference_cnn(image_shape, CLASSES, activation=activation)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
     rng = np.random.default_rng(0)
-    images = rng.random((BATCH,) + IMAGE_SHAPE, dtype=np.float32)
-    labels = rng.integers(0, CLASSES, BATCH).astype(np.int32)
+    images = rng.random((batch,) + tuple(image_shape), dtype=np.float32)
+    labels = rng.integers(0, CLASSES, batch).astype(np.int32)
     for _ in range(3):  # compile, then let caches and the allocator settle
         model.train_on_batch(images, labels)
 
@@ -139,28 +121,27 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=15, help="interleaved pairs per activation-alone ratio")
     parser.add_argument("--calls", type=int, default=10, help="calls timed together in one activation-alone sample")
     parser.add_argument("--step-pairs", type=int, default=15, help="interleaved pairs per training-step ratio")
-    parser.add_argument("--append", action="store_true", help=f"append the table to {RESULTS}")
+    parser.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     activations = [keras_frelu.registry.canonical_name(name) for name in args.activations]
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
 
+    load_before = os.getloadavg()[0]
     rows = run(activations, modes, args.pairs, args.calls, args.step_pairs)
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     markdown = table(rows, modes)
     print(markdown)
+    print(load)
     if args.append:
         command = "python bench/activations.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-        new_file = not os.path.exists(RESULTS)
-        with open(RESULTS, "a") as results:
-            if new_file:
-                results.write("# Benchmark results\n")
-            results.write(
-                f"\n## Activation cost relative to ReLU ({datetime.date.today().isoformat()})\n\n"
-                f"`{command.strip()}`\n\n"
-                f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
-                f"Keras {keras.__version__}. fwd+bwd: the activation alone on {list(TENSOR_SHAPE)}; train step: "
-                f"reference_cnn {IMAGE_SHAPE}, batch {BATCH}, Adam, `train_on_batch`. Ratios are medians over "
-                f"interleaved pairs with ReLU ({args.pairs} and {args.step_pairs}); ms are medians per call.\n\n"
-                f"{markdown}\n")
+        append_results(
+            "Activation cost relative to ReLU", command,
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
+            f"Keras {keras.__version__}. fwd+bwd: the activation alone on {list(TENSOR_SHAPE)}; train step: "
+            f"reference_cnn {IMAGE_SHAPE}, batch {BATCH}, Adam, `train_on_batch`. Ratios are medians over "
+            f"interleaved pairs with ReLU ({args.pairs} and {args.step_pairs}); ms are medians per call; "
+            f"{load}.\n\n"
+            f"{markdown}")
     return 0
 
 

@@ -4,7 +4,10 @@ Runs alternate (without, with, without, with, ...) so that drifts of the machine
 each run builds the model afresh (same seed) and trains ``--steps`` steps with ``model.fit`` on synthetic
 images of ``--shape``; the monitor runs at its defaults (every 100 steps, figures every 1000, a final set
 at the end) on a fixed sample of 16 images with labels (so gradient norms are included). The wall time of
-``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``.
+``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``. On a shared
+machine that difference of two noisy totals can swing by more than the monitor costs, so the time spent
+inside the monitor's callback hooks is also measured and reported as a share of the monitored run's wall
+time (the monitor does no work outside its hooks: it runs synchronously, no thread).
 
     python bench/monitor_overhead.py --shape 32 32 3 --steps 1000 --repeats 3
 """
@@ -58,34 +61,58 @@ def synthetic_data(shape, batch_size, seed=0):
     return dataset, images[:SAMPLE_SIZE], labels[:SAMPLE_SIZE]
 
 
+class TimedMonitor(ActivationMonitor):
+    """The monitor with a stopwatch around its hooks."""
+
+    seconds = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._timed(super().on_train_begin, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._timed(super().on_train_batch_end, batch, logs)
+
+    def on_train_end(self, logs=None):
+        self._timed(super().on_train_end, logs)
+
+    def _timed(self, hook, *args):
+        start = time.perf_counter()
+        hook(*args)
+        self.seconds += time.perf_counter() - start
+
+
 def timed_fit(args, dataset, steps, callbacks):
     keras.utils.set_random_seed(0)
     model = models.reference_cnn(tuple(args.shape), NUM_CLASSES, activation=args.activation)
     model.compile(optimizer=keras.optimizers.Adam(1e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)
     return time.perf_counter() - start
 
 
 def main(argv=None):
     args = parse_args(argv)
+    load_at_start = os.getloadavg()[0]
     dataset, sample, labels = synthetic_data(tuple(args.shape), args.batch_size)
     timed_fit(args, dataset, 20, [])  # warm-up: TensorFlow's one-time start-up costs belong to neither side
-    times = {"without": [], "with": []}
+    times = {"without": [], "with": [], "inside": []}
     with tempfile.TemporaryDirectory() as log_root:
         for repeat in range(args.repeats):
             times["without"].append(timed_fit(args, dataset, args.steps, []))
-            monitor = ActivationMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
+            monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
             times["with"].append(timed_fit(args, dataset, args.steps, [monitor]))
+            times["inside"].append(monitor.seconds / times["with"][-1])
             print(f"repeat {repeat + 1}/{args.repeats}: without {times['without'][-1]:.2f} s, "
-                  f"with {times['with'][-1]:.2f} s", flush=True)
+                  f"with {times['with'][-1]:.2f} s of which {monitor.seconds:.2f} s in the monitor", flush=True)
     without, with_monitor = statistics.median(times["without"]), statistics.median(times["with"])
     shape = "x".join(map(str, args.shape))
     print(f"reference_cnn ({args.activation}), {shape} images, batch {args.batch_size}, {args.steps} steps, "
           f"{args.repeats} runs each: median without monitor {without:.2f} s "
           f"({without / args.steps * 1000:.1f} ms/step), with monitor {with_monitor:.2f} s; "
-          f"overhead {with_monitor / without - 1:+.1%} (ratio {with_monitor / without:.3f})")
+          f"overhead {with_monitor / without - 1:+.1%} (ratio {with_monitor / without:.3f}); "
+          f"time inside the monitor: median {statistics.median(times['inside']):.1%} of the monitored run; "
+          f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

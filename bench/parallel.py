@@ -13,7 +13,6 @@ to bench/RESULTS.md.
 """
 
 import argparse
-import datetime
 import os
 import platform
 import shlex
@@ -28,7 +27,8 @@ sys.path.insert(0, ROOT)
 
 from keras_frelu import compare  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from timing import append_results  # noqa: E402
 
 
 def settings(cpus):
@@ -89,8 +89,7 @@ def main():
     print(table)
     if args.append:
         command = "python bench/parallel.py " + shlex.join(sys.argv[1:])
-        with open(RESULTS, "a") as handle:
-            handle.write(f"\n## bench/parallel.py ({datetime.date.today()})\n\n`{command}`\n\n{table}\n")
+        append_results("bench/parallel.py", command, table)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ STARTUP_SECONDS = 120
 # dashboard name -> URL fragment; tagFilter is the dashboards' own tag filter box
 DASHBOARDS = {
     "histograms": "#histograms&tagFilter=activations/act_(conv3|fc1)/values",
-    "images": "#images&tagFilter=act_conv2/(image|histogram|visualization)",
+    "images": "#images&tagFilter=act_conv2/(histogram|visualization)",
     "scalars": "#scalars&tagFilter=activations/act_conv2/",
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,7 +44,7 @@ def parse_args(argv):
                         help="one training run per activation (default: relu selu)")
     parser.add_argument("--steps", type=int, default=600, help="training steps per run (default 600)")
     parser.add_argument("--monitor_step", type=int, default=50, help="monitor interval (default 50)")
-    parser.add_argument("--window", default="1400,1000", help="browser window WIDTH,HEIGHT (default 1400,1000)")
+    parser.add_argument("--window", default="1400,1100", help="browser window WIDTH,HEIGHT (default 1400,1100)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"),
                         help="the Chromium binary (default: chromium on PATH)")
     args = parser.parse_args(argv)

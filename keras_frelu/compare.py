@@ -59,6 +59,7 @@ STOP_GRACE_S = 30
 # Lines of TensorFlow/absl start-up chatter that no flag silences: kept in the logs, not echoed.
 NOISE = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
 PROGRESS_FRACTION = 0.95  # "steps to reach 95% of the best test accuracy"
+PROGRESS_COLUMN = f"steps to {PROGRESS_FRACTION:.0%} of best"
 INTERRUPTED_CODES = (130, -signal.SIGINT)  # trainer.py's exit code after Ctrl-C; killed by SIGINT
 
 
@@ -196,10 +197,8 @@ def _trainer_alive(pid, folder):
     """Whether ``pid`` is still a trainer.py of this comparison (a pid may have been reused since)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's: not one of ours
         return False
-    except PermissionError:
-        return False  # another user's process: not one of ours
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             return os.fsencode(folder) in handle.read()  # the children get --train_dir FOLDER
@@ -322,13 +321,18 @@ class _StopRequests:
             signal.signal(signum, handler)
 
 
+def _metrics(run_dir):
+    """The run's metrics.json, or {} before its first checkpoint."""
+    path = os.path.join(run_dir, training.METRICS)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def _is_complete(config):
-    metrics_path = os.path.join(config.run_dir(), training.METRICS)
-    if not os.path.exists(metrics_path):
-        return False
-    with open(metrics_path) as handle:
-        metrics = json.load(handle)
-    return bool(metrics.get("complete")) and metrics.get("step", 0) >= config.max_training_steps
+    metrics = _metrics(config.run_dir())
+    return bool(metrics.get("complete")) and metrics["step"] >= config.max_training_steps
 
 
 @dataclasses.dataclass
@@ -378,8 +382,10 @@ class Comparison:
         todo = collections.deque(config for config in self.configs
                                  if state["runs"][config.run_name()]["status"] != "complete")
         parallel = max(1, min(parallel, len(todo)))
-        say(f"comparison {self.folder}: {len(self.configs)} runs, {len(self.configs) - len(todo)} already complete; "
-            f"training {parallel} at once" + ("" if gpus else f", {max(1, cpus // parallel)} TensorFlow thread(s) each"))
+        threads = "" if gpus else f", {max(1, cpus // parallel)} TensorFlow thread(s) each"
+        training_note = f"; training {parallel} at once{threads}" if todo else ""
+        say(f"comparison {self.folder}: {_count(len(self.configs), 'run')}, "
+            f"{len(self.configs) - len(todo)} already complete{training_note}")
         with _StopRequests() as stop:
             if tensorboard:
                 tensorboard.start()
@@ -464,8 +470,7 @@ class RunResult:
     test_loss: list = dataclasses.field(default_factory=list)
     step: int = None
     images_per_s: float = None
-    activation_step: int = None
-    activations: dict = dataclasses.field(default_factory=dict)  # layer -> (mean, std) at activation_step
+    activations: dict = dataclasses.field(default_factory=dict)  # layer -> [mean, std] at its last step
 
     @property
     def final_accuracy(self):
@@ -507,9 +512,7 @@ def read_run(run_dir, status, message=None, identity=None):
         match = _ACTIVATION_TAG.match(tag)
         if match and curve:
             layer, statistic = match.groups()
-            mean_std = result.activations.setdefault(layer, [None, None])
-            mean_std[statistic == "std"] = curve[-1][1]
-            result.activation_step = max(result.activation_step or 0, curve[-1][0])
+            result.activations.setdefault(layer, [None, None])[("mean", "std").index(statistic)] = curve[-1][1]
     return result
 
 
@@ -529,12 +532,7 @@ def read_runs(folder):
     for name in sorted(os.listdir(folder)):
         run_dir = os.path.join(folder, name)
         if name not in state["runs"] and os.path.isfile(os.path.join(run_dir, "config.json")):
-            metrics_path = os.path.join(run_dir, training.METRICS)
-            complete = False
-            if os.path.exists(metrics_path):
-                with open(metrics_path) as handle:
-                    complete = bool(json.load(handle).get("complete"))
-            results.append(read_run(run_dir, "complete" if complete else "incomplete"))
+            results.append(read_run(run_dir, "complete" if _metrics(run_dir).get("complete") else "incomplete"))
     return results
 
 
@@ -592,12 +590,14 @@ def _number(value, digits):
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _tally(statuses):
+    """``"3 complete, 1 failed"``."""
+    return ", ".join(f"{count} {status}" for status, count in sorted(collections.Counter(statuses).items()))
+
+
 def _seeds_cell(group):
-    cell = str(len(group.complete))
-    others = collections.Counter(run.status for run in group.runs if run.status != "complete")
-    if others:
-        cell += f" of {len(group.runs)} (" + ", ".join(f"{count} {status}" for status, count in sorted(others.items())) + ")"
-    return cell
+    others = [run.status for run in group.runs if run.status != "complete"]
+    return str(len(group.complete)) + (f" of {len(group.runs)} ({_tally(others)})" if others else "")
 
 
 def _count(number, noun):
@@ -605,7 +605,7 @@ def _count(number, noun):
 
 
 def summary_table(groups):
-    lines = ["| dataset | activation | seeds | final test accuracy | best test accuracy | steps to 95% of best "
+    lines = [f"| dataset | activation | seeds | final test accuracy | best test accuracy | {PROGRESS_COLUMN} "
              "| images/s |", "|---|---|---|---|---|---|---|"]
     for group in groups:
         lines.append(f"| {group.dataset} | {group.activation} | {_seeds_cell(group)} "
@@ -646,13 +646,12 @@ def activation_tables(groups):
 
 
 def runs_table(results):
-    lines = ["| run | status | step | final test accuracy | best test accuracy | steps to 95% of best | images/s |",
+    lines = [f"| run | status | step | final test accuracy | best test accuracy | {PROGRESS_COLUMN} | images/s |",
              "|---|---|---|---|---|---|---|"]
     for run in results:
-        steps = run.steps_to_progress
-        lines.append(f"| {run.name} | {run.status} | {'–' if run.step is None else run.step} "
+        lines.append(f"| {run.name} | {run.status} | {_number(run.step, 0)} "
                      f"| {_number(run.final_accuracy, 4)} | {_number(run.best_accuracy, 4)} "
-                     f"| {'–' if steps is None else steps} | {_number(run.images_per_s, 0)} |")
+                     f"| {_number(run.steps_to_progress, 0)} | {_number(run.images_per_s, 0)} |")
     return lines
 
 
@@ -678,9 +677,7 @@ def build_report(folder):
         raise UsageError(f"{folder} holds no run directories (folders with a config.json written by trainer.py)")
     groups = group_runs(results)
     state = read_state(folder) or {}
-    counts = collections.Counter(run.status for run in results)
-    lines = ["# Activation comparison", "",
-             f"{len(results)} runs: " + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) + "."]
+    lines = ["# Activation comparison", "", f"{len(results)} runs: {_tally(run.status for run in results)}."]
     if state.get("trainer_args") is not None:
         lines.append(f"Trainer flags shared by every run: `{shlex.join(state['trainer_args']) or '(defaults)'}`.")
     lines += ["", *winners(groups), "", "## Test accuracy (mean ± std over seeds)", "", *summary_table(groups), "",

@@ -34,8 +34,8 @@ def reference_cnn(input_shape, num_classes, activation="relu", **activation_kwar
     Per conv block: 5x5 conv, stride 2, 'same' padding, bias, truncated-normal(0.02) kernel (as the
     original ``ops.conv2d``) -> activation ``act_convI`` -> batch norm (momentum 0.9, epsilon 1e-3, the
     original's ``tf.contrib`` defaults; left out for SELU, which normalises itself) -> dropout 0.5.
-    Filters 32/64/128 for 1-channel inputs, 64/128/256 otherwise (the original's MNIST vs SVHN/CIFAR
-    configuration). Then flatten -> dense 16n -> ``act_fc1`` -> dense 4n -> ``act_fc2`` -> dense n named
+    Filters 32/64/128 for 1-channel inputs, 64/128/256 for 3-channel inputs (the original's MNIST vs
+    SVHN/CIFAR configurations; it defines none for other channel counts, so they are refused). Then flatten -> dense 16n -> ``act_fc1`` -> dense 4n -> ``act_fc2`` -> dense n named
     ``logits`` (n = num_classes). As the original, the dense layers have no batch norm. Deliberate
     deviation: the last dense layer returns logits (no activation); train with ``from_logits=True``.
 
@@ -46,6 +46,9 @@ def reference_cnn(input_shape, num_classes, activation="relu", **activation_kwar
     height, width, channels = _check_image_shape(input_shape, "reference_cnn")
     _check_num_classes(num_classes, "reference_cnn")
     batch_norm = registry.canonical_name(activation) != "selu"
+    if channels not in (1, 3):
+        raise UsageError(f"reference_cnn is defined for 1-channel (grayscale) or 3-channel (colour) images, "
+                         f"got {channels} channels; convert the images to one of those")
     filters = (32, 64, 128) if channels == 1 else (64, 128, 256)
 
     inputs = keras.Input(shape=(height, width, channels), name="image")

@@ -77,6 +77,12 @@ def test_reference_cnn_rejects_bad_shapes(shape):
         models.reference_cnn(shape, 10)
 
 
+@pytest.mark.parametrize("channels", [2, 4])
+def test_reference_cnn_refuses_channel_counts_the_original_does_not_define(channels):
+    with pytest.raises(UsageError, match=f"got {channels} channels"):
+        models.reference_cnn((32, 32, channels), 10)
+
+
 @pytest.mark.parametrize("classes", [1, 0, 2.0, True])
 def test_builders_reject_bad_class_counts(classes):
     with pytest.raises(UsageError, match="num_classes"):

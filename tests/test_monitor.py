@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
-from keras_frelu import layers, models
+from keras_frelu import layers
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import ActivationMonitor
 from keras_frelu.monitor import figures
@@ -241,16 +241,19 @@ def test_the_monitor_changes_nothing_in_training(run):
         assert run["model_history"][metric] == pytest.approx(values, rel=1e-5)
 
 
-def test_steps_of_several_per_execution_write_when_a_multiple_is_crossed(tmp_path):
+def test_steps_count_across_epochs_executions_of_several_steps_and_fit_calls(tmp_path):
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(2)(layers.ReLU(name="act")(keras.layers.Dense(3)(inputs)))
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
     data = RNG.normal(size=(8, 4)).astype(np.float32)
     monitor = ActivationMonitor(tmp_path, sample=data[:2], every_n_steps=3, figures=False)
+    model.fit(data, data[:, :2], batch_size=1, epochs=2, callbacks=[monitor], verbose=0)
+    # two epochs of 8 steps run as executions of 4 steps, ending at steps 4, 8, 12 and 16: each crossed a
+    # multiple of 3 (3, 6, 9, 15); a second fit continues from the optimizer's step 16 (like a resumed run)
     model.fit(data, data[:, :2], batch_size=1, epochs=1, callbacks=[monitor], verbose=0)
-    # executions of 4 steps end at steps 4 and 8, where the multiples 3 and 6 were crossed
-    assert [event.step for event in read_events(tmp_path).Tensors("activations/act/mean")] == [4, 8]
+    steps = [event.step for event in read_events(tmp_path).Tensors("activations/act/mean")]
+    assert steps == [4, 8, 12, 16, 20, 24]
 
 
 def test_layers_by_name_or_predicate(tmp_path):

@@ -19,8 +19,8 @@ FIGURE_INTERVALS = 10  # figures are drawn every 10th monitor step by default: m
 class ActivationMonitor(keras.callbacks.Callback):
     """Writes the activations of a fixed sample, and the activation parameters, to TensorBoard during fit.
 
-    Every ``every_n_steps`` optimizer steps (the optimizer's own counter, so a resumed run continues its
-    step axis) the sample goes once through a sub-model that outputs every monitored layer at once, in
+    Every ``every_n_steps`` optimizer steps (counted from the optimizer's own step counter at the start of
+    ``fit``, so a resumed run continues its step axis) the sample goes once through a sub-model that outputs every monitored layer at once, in
     inference mode (dropout off, batch norm on its moving statistics; nothing in the model changes), and
     these summaries are written to ``log_dir`` (for each monitored layer ``L``):
 
@@ -108,21 +108,28 @@ class ActivationMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self._writer is None:  # one writer for every fit call (the traced summaries hold on to it)
             self._writer = tf.summary.create_file_writer(self.log_dir)
-        self._previous_step = self._step()
+        # The optimizer's step is read once; then steps are counted here, which is cheaper than reading
+        # the variable after every batch.
+        self._step = int(self.model.optimizer.iterations.numpy())
+        self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_steps = 0
+
     def on_train_batch_end(self, batch, logs=None):
-        # With steps_per_execution > 1 a batch is several steps: write when a multiple was crossed.
-        step = self._step()
-        crossed = step // self.every_n_steps > self._previous_step // self.every_n_steps
-        if crossed:
-            figure_due = step // self.figure_every_n_steps > self._previous_step // self.figure_every_n_steps
-            self.write(step, summaries=True, figures=figure_due)
-        self._previous_step = step
+        # ``batch`` is the index, within the epoch, of the last step of this execution (one execution is
+        # steps_per_execution steps): write when a multiple of the interval was crossed.
+        previous = self._step
+        self._step += batch + 1 - self._epoch_steps
+        self._epoch_steps = batch + 1
+        if self._step // self.every_n_steps > previous // self.every_n_steps:
+            figures_due = self._step // self.figure_every_n_steps > previous // self.figure_every_n_steps
+            self.write(self._step, summaries=True, figures=figures_due)
 
     def on_train_end(self, logs=None):
-        step = self._step()
-        self.write(step, summaries=step != self._summaries_step, figures=step != self._figures_step)
+        self.write(self._step, summaries=self._step != self._summaries_step,
+                   figures=self._step != self._figures_step)
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, step, summaries=True, figures=True):
@@ -214,9 +221,6 @@ class ActivationMonitor(keras.callbacks.Callback):
         for variable, value in zip(model.metrics_variables, saved_metrics):
             variable.assign(value)
         return {id(variable): gradient for variable, gradient in zip(variables, gradients)}
-
-    def _step(self):
-        return int(self.model.optimizer.iterations.numpy())
 
 
 def _write_histogram(tag, values):

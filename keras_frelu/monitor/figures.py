@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 with warnings.catch_warnings():  # tfplot 0.3.2 compares versions with distutils' deprecated LooseVersion
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -40,6 +41,7 @@ SUMMARY_COLUMNS = 6  # layers per row of the summary
 # leaves room on the right for its colour bar's labels.
 MARGINS = {"left": 0.15, "right": 0.96, "bottom": 0.14, "top": 0.91}
 VISUALIZATION_MARGINS = {**MARGINS, "right": 0.86}
+TICKS = 5  # at most this many ticks per axis: text is most of the drawing time
 
 
 class LayerPanels:
@@ -82,7 +84,10 @@ def to_rgb(figure):
 def _panel(margins):
     figure = Figure(figsize=PANEL_INCHES, dpi=DPI)
     figure.subplots_adjust(**margins)
-    return figure, figure.add_subplot()
+    axes = figure.add_subplot()
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(MaxNLocator(TICKS))
+    return figure, axes
 
 
 class _VisualizationPanel:
@@ -91,7 +96,7 @@ class _VisualizationPanel:
         self.size = int(np.size(sample_values))
         self.rows, self.columns = grid_shape(self.size)
         self.image = axes.imshow(np.zeros((self.rows, self.columns)), cmap=COLORMAP, interpolation="nearest")
-        self.figure.colorbar(self.image, ax=axes, label="activation")
+        self.figure.colorbar(self.image, ax=axes, label="activation", ticks=MaxNLocator(TICKS))
         axes.set_title(f"{layer_name}: sample 0, {_shape_text(np.shape(sample_values))}", fontsize="medium")
         axes.set_xlabel(f"unit mod {self.columns}")
         axes.set_ylabel(f"unit // {self.columns}")
