@@ -365,6 +365,7 @@ def plot_scaling(results, batches, sizes, names):
     by_batch.set(xscale="log", yscale="log", xlabel="batch size (32x32x3)", ylabel="ms per training step",
                  title="step time against batch size")
     by_batch.set_xticks(batches, [str(batch) for batch in batches])
+    by_batch.set_xticks([], minor=True)  # the log axis's minor labels would overlap the batch sizes
     by_size.set(xlabel=f"input size, px (batch {activations.BATCH})", ylabel="ms per training step",
                 title="step time against input size")
     by_size.set_xticks(sizes)
@@ -415,7 +416,8 @@ def parse_args(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)  # before the first op runs
+    if args.threads != CORES:  # TensorFlow's default is every core; set only when asked, before the first op
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     batches = (16, 64, 256, 512) if args.quick else (16, 32, 64, 128, 256, 512)
     sizes = (28, 32, 64)
     makers = {
@@ -427,7 +429,7 @@ def main(argv=None):
         "overheads": ("Monitor and input pipeline overheads", overheads_section),
         "monitor": ("Monitor overhead", lambda: monitor_section(args.quick)),
         "pipeline": ("Input pipeline versus in-memory", lambda: pipeline_section(args.quick)),
-        "compile": ("XLA and steps_per_execution", lambda: compile_section(max(3, args.pairs // 2))),
+        "compile": ("XLA and steps_per_execution", lambda: compile_section(3, 8 if args.quick else 16)),
         "scaling": ("Cost growth", lambda: scaling_section(batches, sizes, max(3, args.pairs // 3), args.jit)),
     }
     load_before = os.getloadavg()[0]

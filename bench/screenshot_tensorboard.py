@@ -67,7 +67,8 @@ def train(activation, work, args):
     print(f"training {activation}: {' '.join(command[1:])}", flush=True)
     result = subprocess.run(command, env=ENV, capture_output=True, text=True)
     if result.returncode:
-        raise UsageError(f"trainer.py failed for {activation}: {result.stderr.strip().splitlines()[-1:]}")
+        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"trainer.py failed for {activation}: {last_line}")
 
 
 def start_tensorboard(logdir, log_path):

@@ -23,7 +23,6 @@ def run(main, argv=None):
         print(f"{prog}: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; completed checkpoints are kept, rerun the same command to resume",
-              file=sys.stderr)
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

@@ -33,6 +33,10 @@ from keras_frelu.monitor import ActivationMonitor
 MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110")
 METRICS = "metrics.json"
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# XLA per model, chosen from measurements rather than Keras's "auto" (XLA whenever the layers allow it):
+# on 2 CPU cores XLA made reference_cnn's fit() step about 8x slower with ReLU and slower still with Funnel
+# ReLU (`python bench/run.py --quick --only compile`, bench/RESULTS.md). Models not measured keep "auto".
+JIT_COMPILE = {"reference_cnn": False}
 # Flags that may change between a run and its resumption; any other change is a different experiment.
 RESUMABLE_CHANGES = frozenset(
     {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
@@ -124,6 +128,7 @@ def compile_model(model, config):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=config.steps_per_execution,
+        jit_compile=JIT_COMPILE.get(config.model, "auto"),
     )
 
 
@@ -383,8 +388,11 @@ def train(config, dataset=None, strategy=None, callbacks=()):
     loop = TrainingLoop(config, run_dir, start_step, test_data, writers, chief, previous)
     all_callbacks = [loop, *callbacks]
     if not config.no_monitor and chief:
+        # A fixed sample of the test split, so pictures compare across steps and runs; its labels give
+        # the monitor's per-layer gradient norms.
         sample = data.scale_images(dataset.test_images[:16])
         all_callbacks.append(ActivationMonitor(os.path.join(run_dir, "activations"), sample=sample,
+                                               labels=dataset.test_labels[:16],
                                                every_n_steps=config.monitor_step))
 
     windows = math.ceil((config.max_training_steps - start_step) / config.log_step)

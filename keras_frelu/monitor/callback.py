@@ -13,7 +13,7 @@ from keras_frelu.monitor import figures as panels
 from keras_frelu.monitor.images import activation_image
 from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
 
-FIGURE_INTERVALS = 10  # figures are drawn every 10th monitor step by default: matplotlib is the costly part
+FIGURE_INTERVALS = 10  # figures are drawn at every 10th monitor step by default: matplotlib is the costly part
 
 
 class ActivationMonitor(keras.callbacks.Callback):
@@ -48,6 +48,11 @@ class ActivationMonitor(keras.callbacks.Callback):
 
     A final set (figures included) is written at the end of training unless the last step already has
     one, so short runs get one too.
+
+    Cost: the summaries run as one TensorFlow graph, traced at the first monitor step (about a second,
+    once per monitor), then a few milliseconds per monitor step for the reference network. The matplotlib
+    figures cost about 0.1 s of CPU per monitored layer each time, hence their own, ten times longer,
+    default interval. ``bench/monitor_overhead.py`` measures the whole (bench/RESULTS.md).
 
     Args:
         log_dir: folder for the event files (created if missing).
