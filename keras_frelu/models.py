@@ -35,8 +35,9 @@ def reference_cnn(input_shape, num_classes, activation="relu", **activation_kwar
     original ``ops.conv2d``) -> activation ``act_convI`` -> batch norm (momentum 0.9, epsilon 1e-3, the
     original's ``tf.contrib`` defaults; left out for SELU, which normalises itself) -> dropout 0.5.
     Filters 32/64/128 for 1-channel inputs, 64/128/256 for 3-channel inputs (the original's MNIST vs
-    SVHN/CIFAR configurations; it defines none for other channel counts, so they are refused). Then flatten -> dense 16n -> ``act_fc1`` -> dense 4n -> ``act_fc2`` -> dense n named
-    ``logits`` (n = num_classes). As the original, the dense layers have no batch norm. Deliberate
+    SVHN/CIFAR configurations; it defines none for other channel counts, so they are refused). Then
+    flatten -> dense 16n -> ``act_fc1`` -> dense 4n -> ``act_fc2`` -> dense n named ``logits``
+    (n = num_classes). As the original, the dense layers have no batch norm. Deliberate
     deviation: the last dense layer returns logits (no activation); train with ``from_logits=True``.
 
     Any image size works (8x8 digits, 28x28 MNIST, 32x32 CIFAR): each conv halves it, rounding up.

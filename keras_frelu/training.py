@@ -33,10 +33,11 @@ from keras_frelu.monitor import ActivationMonitor
 MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110")
 METRICS = "metrics.json"
 STRATEGIES = ("default", "mirrored", "multi_worker")
-# XLA per model, chosen from measurements rather than Keras's "auto" (XLA whenever the layers allow it):
-# on 2 CPU cores XLA made reference_cnn's fit() step about 8x slower with ReLU and slower still with Funnel
-# ReLU (`python bench/run.py --quick --only compile`, bench/RESULTS.md). Models not measured keep "auto".
-JIT_COMPILE = {"reference_cnn": False}
+# No XLA, from measurements rather than Keras's "auto" (XLA whenever the layers allow it): on 2 CPU cores
+# XLA made reference_cnn's fit() step about 8x slower with ReLU and slower still with Funnel ReLU
+# (`python bench/run.py --quick --only compile`), and ResNet-20 with Funnel ReLU 5x slower (3.1 s against
+# 0.61 s a step; XLA's depthwise convolution is the cost). Re-measure before turning it on for a GPU.
+JIT_COMPILE = False
 # Flags that may change between a run and its resumption; any other change is a different experiment.
 RESUMABLE_CHANGES = frozenset(
     {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
@@ -128,7 +129,7 @@ def compile_model(model, config):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=config.steps_per_execution,
-        jit_compile=JIT_COMPILE.get(config.model, "auto"),
+        jit_compile=JIT_COMPILE,
     )
 
 
