@@ -34,7 +34,7 @@ MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56",
 METRICS = "metrics.json"
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # No XLA, from measurements rather than Keras's "auto" (XLA whenever the layers allow it): on 2 CPU cores
-# XLA made reference_cnn's fit() step about 8x slower with ReLU and slower still with Funnel ReLU
+# XLA made reference_cnn's training step 16x slower with ReLU and 23x slower with Funnel ReLU
 # (`python bench/run.py --quick --only compile`), and ResNet-20 with Funnel ReLU 5x slower (3.1 s against
 # 0.61 s a step; XLA's depthwise convolution is the cost). Re-measure before turning it on for a GPU.
 JIT_COMPILE = False
