@@ -102,18 +102,13 @@ def test_tensorboard_lists_the_run_and_every_layers_tags(tensorboard):
                for statistic in ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")}
     scalars |= {f"parameters/{layer}/alpha_norm" for layer in LAYERS} | \
         {f"{norm}/{layer}" for norm in ("weight_norm", "gradient_norm") for layer in ("conv1", "fc2", "logits")}
-    images = {f"activations/{layer}/{picture}" for layer in LAYERS for picture in ("image", "visualization", "histogram")}
+    images = {f"activations/{layer}/{picture}" for layer in LAYERS
+              for picture in ("image", "visualization", "histogram")}
     images.add("activations/summary")
-    assert expected_subset(wait_for_tags(tensorboard, "histograms", histograms), histograms)
-    assert expected_subset(wait_for_tags(tensorboard, "scalars", scalars), scalars)
-    assert expected_subset(wait_for_tags(tensorboard, "images", images), images)
+    for plugin, expected in (("histograms", histograms), ("scalars", scalars), ("images", images)):
+        missing = expected - wait_for_tags(tensorboard, plugin, expected)
+        assert not missing, f"TensorBoard's {plugin} plugin does not list {sorted(missing)}"
     assert RUN in get_json(tensorboard, "data/runs")
-
-
-def expected_subset(served, expected):
-    missing = expected - served
-    assert not missing, f"TensorBoard does not list {sorted(missing)}"
-    return True
 
 
 def test_tensorboard_serves_the_scalar_series_and_the_pictures(tensorboard):

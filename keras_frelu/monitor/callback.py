@@ -19,10 +19,11 @@ FIGURE_INTERVALS = 10  # figures are drawn at every 10th monitor step by default
 class ActivationMonitor(keras.callbacks.Callback):
     """Writes the activations of a fixed sample, and the activation parameters, to TensorBoard during fit.
 
-    Every ``every_n_steps`` optimizer steps (counted from the optimizer's own step counter at the start of
-    ``fit``, so a resumed run continues its step axis) the sample goes once through a sub-model that outputs every monitored layer at once, in
-    inference mode (dropout off, batch norm on its moving statistics; nothing in the model changes), and
-    these summaries are written to ``log_dir`` (for each monitored layer ``L``):
+    Every ``every_n_steps`` optimizer steps (counted on from the optimizer's own step counter at the start
+    of ``fit``, so a resumed run continues its step axis) the sample goes once through a sub-model that
+    outputs every monitored layer at once, in inference mode (dropout off, batch norm on its moving
+    statistics; nothing in the model changes), and these summaries are written to ``log_dir`` (for each
+    monitored layer ``L``):
 
     - ``activations/L/values``: histogram of the layer's output values (switch ``histograms``);
     - ``activations/L/{mean,std,min,max,zero_fraction,dead_fraction,negative_fraction}``: scalars, see
