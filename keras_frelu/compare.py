@@ -323,11 +323,7 @@ class _StopRequests:
 
 def _metrics(run_dir):
     """The run's metrics.json, or {} before its first checkpoint."""
-    path = os.path.join(run_dir, training.METRICS)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
+    return training.read_json(os.path.join(run_dir, training.METRICS))
 
 
 def _is_complete(config):

@@ -374,7 +374,7 @@ def train(config, dataset=None, strategy=None, callbacks=()):
                                 "test_size": len(dataset.test_labels)},
                     "resumed_from": resume_from, "start_step": start_step})
     metrics_path = os.path.join(run_dir, METRICS)
-    previous = _read_json(metrics_path) if chief and start_step else {}
+    previous = read_json(metrics_path) if chief and start_step else {}
     if start_step >= config.max_training_steps:
         print(f"{run_dir} is already trained to step {start_step} (--max_training_steps "
               f"{config.max_training_steps}); raise --max_training_steps to train further")
@@ -424,7 +424,8 @@ def _merge_history(previous, current):
     return [record for record in previous if record["step"] < first] + current
 
 
-def _read_json(path):
+def read_json(path):
+    """The JSON object in ``path``, or {} when the file does not exist (yet)."""
     if not os.path.exists(path):
         return {}
     with open(path) as handle:
