@@ -4,10 +4,12 @@ Runs alternate (without, with, without, with, ...) so that drifts of the machine
 each run builds the model afresh (same seed) and trains ``--steps`` steps with ``model.fit`` on synthetic
 images of ``--shape``; the monitor runs at its defaults (every 100 steps, figures every 1000, a final set
 at the end) on a fixed sample of 16 images with labels (so gradient norms are included). The wall time of
-``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``. On a shared
-machine that difference of two noisy totals can swing by more than the monitor costs, so the time spent
-inside the monitor's callback hooks is also measured and reported as a share of the monitored run's wall
-time (the monitor does no work outside its hooks: it runs synchronously, no thread).
+``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``, and the median of
+the per-pair ratios (each run with the monitor against the run without it just before). On a shared machine
+those differences of noisy totals can swing by more than the monitor costs, so two steadier figures are
+reported too: the process CPU time (all threads) of the runs with and without the monitor, and the time
+spent inside the monitor's callback hooks (what training waits for; the figures are drawn in the
+monitor's background thread, whose CPU shows in the CPU time instead).
 
     python bench/monitor_overhead.py --shape 32 32 3 --steps 1000 --repeats 3
 """
@@ -22,11 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_frelu import models  # noqa: E402
 from keras_frelu.cli import ArgumentParser, run  # noqa: E402
+from keras_frelu.data import make_dataset  # noqa: E402
 from keras_frelu.errors import UsageError  # noqa: E402
 from keras_frelu.monitor import ActivationMonitor  # noqa: E402
 
@@ -52,12 +54,12 @@ def parse_args(argv):
 
 
 def synthetic_data(shape, batch_size, seed=0):
-    """A repeating tf.data pipeline of random images and labels, and a fixed sample with labels."""
+    """An endless stream of batches of random images and labels (through the library's input pipeline,
+    as trainer.py), and a fixed sample with labels."""
     rng = np.random.default_rng(seed)
     images = rng.random((1024, *shape), dtype=np.float32)
     labels = rng.integers(0, NUM_CLASSES, 1024).astype(np.int32)
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(1024, seed=seed)
-    dataset = dataset.batch(batch_size, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
+    dataset = make_dataset(images, labels, batch_size, seed=seed, repeat=True, drop_remainder=True)
     return dataset, images[:SAMPLE_SIZE], labels[:SAMPLE_SIZE]
 
 
@@ -82,13 +84,14 @@ class TimedMonitor(ActivationMonitor):
 
 
 def timed_fit(args, dataset, steps, callbacks):
+    """``(wall seconds, process CPU seconds)`` of one fresh model's ``fit``."""
     keras.utils.set_random_seed(0)
     model = models.reference_cnn(tuple(args.shape), NUM_CLASSES, activation=args.activation)
     model.compile(optimizer=keras.optimizers.Adam(1e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def main(argv=None):
@@ -96,22 +99,27 @@ def main(argv=None):
     load_at_start = os.getloadavg()[0]
     dataset, sample, labels = synthetic_data(tuple(args.shape), args.batch_size)
     timed_fit(args, dataset, 20, [])  # warm-up: TensorFlow's one-time start-up costs belong to neither side
-    times = {"without": [], "with": [], "inside": []}
+    runs = {"without": [], "with": [], "inside": []}
     with tempfile.TemporaryDirectory() as log_root:
         for repeat in range(args.repeats):
-            times["without"].append(timed_fit(args, dataset, args.steps, []))
+            runs["without"].append(timed_fit(args, dataset, args.steps, []))
             monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
-            times["with"].append(timed_fit(args, dataset, args.steps, [monitor]))
-            times["inside"].append(monitor.seconds / times["with"][-1])
-            print(f"repeat {repeat + 1}/{args.repeats}: without {times['without'][-1]:.2f} s, "
-                  f"with {times['with'][-1]:.2f} s of which {monitor.seconds:.2f} s in the monitor", flush=True)
-    without, with_monitor = statistics.median(times["without"]), statistics.median(times["with"])
+            runs["with"].append(timed_fit(args, dataset, args.steps, [monitor]))
+            runs["inside"].append(monitor.seconds / runs["with"][-1][0])
+            (wall, cpu), (monitored_wall, monitored_cpu) = runs["without"][-1], runs["with"][-1]
+            print(f"repeat {repeat + 1}/{args.repeats}: without {wall:.2f} s ({cpu:.2f} CPU s), with "
+                  f"{monitored_wall:.2f} s ({monitored_cpu:.2f} CPU s) of which {monitor.seconds:.2f} s in the "
+                  "monitor's hooks", flush=True)
+    without, with_monitor = (statistics.median(wall for wall, _ in runs[kind]) for kind in ("without", "with"))
+    cpu_without, cpu_with = (statistics.median(cpu for _, cpu in runs[kind]) for kind in ("without", "with"))
+    pair_ratio = statistics.median(w[0] / o[0] for o, w in zip(runs["without"], runs["with"]))
     shape = "x".join(map(str, args.shape))
     print(f"reference_cnn ({args.activation}), {shape} images, batch {args.batch_size}, {args.steps} steps, "
-          f"{args.repeats} runs each: median without monitor {without:.2f} s "
-          f"({without / args.steps * 1000:.1f} ms/step), with monitor {with_monitor:.2f} s; "
-          f"overhead {with_monitor / without - 1:+.1%} (ratio {with_monitor / without:.3f}); "
-          f"time inside the monitor: median {statistics.median(times['inside']):.1%} of the monitored run; "
+          f"{args.repeats} runs each: median wall without monitor {without:.2f} s "
+          f"({without / args.steps * 1000:.1f} ms/step), with {with_monitor:.2f} s: overhead "
+          f"{with_monitor / without - 1:+.1%} (median of pair ratios {pair_ratio - 1:+.1%}); median CPU without "
+          f"{cpu_without:.2f} s, with {cpu_with:.2f} s: {cpu_with / cpu_without - 1:+.1%}; inside the monitor's "
+          f"hooks: median {statistics.median(runs['inside']):.1%} of the monitored run's wall time; "
           f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -99,6 +99,15 @@ def test_start_batch_resumes_the_uninterrupted_stream_exactly(arrays, start):
         np.testing.assert_array_equal(labels_a, labels_b)
 
 
+def test_autotuning_is_off_in_memory_and_streamed(arrays, on_disk):
+    # tf.data's autotuning thread made deleting an iterator (the end of every fit/evaluate) wait for its
+    # current sleep, up to a minute (bench/tf_data_autotune.py); the pipeline uses fixed settings instead.
+    images, labels = arrays
+    disk_images, disk_labels, _, _ = on_disk
+    for dataset in (make_dataset(images, labels, 4), make_dataset(disk_images, disk_labels, 4, repeat=True)):
+        assert dataset.options().autotune.enabled is False
+
+
 def test_streamed_hdf5_images_give_every_example_once_per_epoch(on_disk, monkeypatch):
     disk_images, disk_labels, images, labels = on_disk
     count = len(labels)

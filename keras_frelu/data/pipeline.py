@@ -7,6 +7,13 @@ shuffled within windows of several runs.
 
 Shuffling is seeded and exactly reproducible. With ``repeat=True`` the order of epoch ``e`` depends only on
 ``(seed, e)``, so ``start_batch=N`` resumes the stream at batch N without replaying the batches before it.
+
+tf.data's autotuning is off, with fixed parallelism and prefetching instead: its background thread sleeps
+for doubling periods (10 ms, 20 ms, ... up to a minute), and deleting an iterator waits for the current
+sleep to end. Keras deletes its iterator when ``fit``, ``evaluate`` or ``predict`` returns, so every call
+ended with a stall of up to the call's own length (a 22 s ``fit`` returned 19 s after its last step;
+bench/RESULTS.md, "tf.data autotuning"). This pipeline's work per batch is one gather or one cast, so
+fixed settings lose nothing.
 """
 
 import contextlib
@@ -21,6 +28,8 @@ from keras_frelu.errors import UsageError
 IN_GRAPH_LIMIT = 1 << 30  # bytes: tf.data embeds in-memory tensors in its graph, and graphs stop at 2 GB
 WINDOW_BYTES = 64 << 20  # streamed data are shuffled within windows of this size ...
 RUNS_PER_WINDOW = 8  # ... made of this many runs of consecutive examples from random places
+PARALLEL_CALLS = 2  # batches prepared at once; each is one vectorised op
+PREFETCH_BATCHES = 2  # batches ready ahead of training
 
 
 def scale_images(images):
@@ -60,7 +69,9 @@ def make_dataset(images, labels, batch_size, shuffle=True, seed=0, repeat=False,
         dataset = _in_memory(images, labels, batch_size, shuffle, seed, repeat, drop_remainder, start_batch)
     else:
         dataset = _streamed(images, labels, batch_size, shuffle, seed, repeat, drop_remainder, start_batch)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def _in_memory(images, labels, batch_size, shuffle, seed, repeat, drop_remainder, start_batch):
@@ -85,7 +96,7 @@ def _in_memory(images, labels, batch_size, shuffle, seed, repeat, drop_remainder
             indices, skip = indices.repeat(), skip % count
     indices = indices.skip(skip).batch(batch_size, drop_remainder=drop_remainder)
     return indices.map(lambda batch: _scale_batch(tf.gather(images, batch), tf.gather(labels, batch)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                       num_parallel_calls=PARALLEL_CALLS, deterministic=True)
 
 
 def _windows(count, run, epoch, seed, shuffle):
@@ -131,5 +142,5 @@ def _streamed(images, labels, batch_size, shuffle, seed, repeat, drop_remainder,
                  tf.TensorSpec((None,), tf.int32))
     dataset = tf.data.Dataset.from_generator(windows, output_signature=signature).prefetch(1)
     return dataset.unbatch().batch(batch_size, drop_remainder=drop_remainder).map(
-        _scale_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        _scale_batch, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
 

@@ -59,7 +59,8 @@ class FunnelCondition(ActivationLayer):
     Subclasses choose the windows (``windows(spatial_rank)``) and whether the convolutions have a bias.
     Each batch norm is that of ``keras.layers.BatchNormalization`` (batch statistics and a moving-average
     update in training when the layer is trainable, moving statistics otherwise; statistics in float32),
-    written out here so that its backward pass can be the closed form above.
+    written out here so that its backward pass can be the closed form above, and folded into the
+    convolution in inference (``folded_condition``).
     """
 
     hyperparameters = ("kernel_size", "kernel_initializer", "momentum", "epsilon")
@@ -107,31 +108,57 @@ class FunnelCondition(ActivationLayer):
                                                trainable=trainable, autocast=False))
 
     def call(self, inputs, training=None):
-        batch_statistics = bool(training) and self.trainable
+        if not (bool(training) and self.trainable):
+            kernels, bias = self.folded_condition(len(inputs.shape) - 2)
+            condition = ops.cast(bias, inputs.dtype)
+            for kernel in kernels:
+                condition = condition + depthwise_conv(inputs, ops.cast(kernel, inputs.dtype))
+            return ops.maximum(inputs, condition)
         condition = None
         for index, kernel in enumerate(self.kernels):
             funnel = depthwise_conv(inputs, kernel)
             if self.use_bias:
                 funnel = funnel + self.biases[index]
-            funnel = self.batch_norm(funnel, index, batch_statistics)
+            funnel = self.batch_norm(funnel, index)
             condition = funnel if condition is None else condition + funnel
         return ops.maximum(inputs, condition)
 
-    def batch_norm(self, z, index, batch_statistics):
-        """Batch norm of branch ``index``; statistics and per-channel factors in float32, only the
-        tensor-sized multiply-add in the compute dtype."""
+    def folded_condition(self, spatial_rank):
+        """The inference condition as depthwise kernels and one bias: ``(kernels, bias)``, float32.
+
+        With the moving statistics each branch is affine in x: ``BN(dwconv(x, k) + b) = dwconv(x, k * s) +
+        (b * s + beta - moving_mean * s)``, ``s = gamma / sqrt(moving_variance + epsilon)``, so batch norm
+        costs nothing in inference. On up to two spatial axes the light variant's lines, each centred in
+        the k x k window, also add up to one kernel: one 3x3 depthwise conv costs less than half of a
+        1x3 and a 3x1 one. On three axes they stay separate lines: there the convolution is a grouped
+        one whose cost grows with the taps, and a 3x3x3 window is twice as slow as three lines
+        (bench/RESULTS.md).
+        """
+        kernels, bias = [], 0.0
+        for index, kernel in enumerate(self.kernels):
+            scale = self.gammas[index] * ops.rsqrt(self.moving_variances[index] + self.epsilon)
+            bias = bias + self.betas[index] - self.moving_means[index] * scale
+            if self.use_bias:
+                bias = bias + ops.cast(self.biases[index], "float32") * scale
+            kernels.append(ops.cast(kernel, "float32") * (ops.expand_dims(scale, -1) if spatial_rank else scale))
+        if 1 <= spatial_rank <= 2 and len(kernels) > 1:
+            window = self.kernel_size
+            kernels = [sum(ops.pad(kernel, [((window - size) // 2,) * 2 for size in kernel.shape[:-2]]
+                                   + [(0, 0), (0, 0)]) for kernel in kernels)]
+        return kernels, bias
+
+    def batch_norm(self, z, index):
+        """Training-mode batch norm of branch ``index``: batch statistics, moving-average update; statistics
+        and per-channel factors in float32, only the tensor-sized multiply-add in the compute dtype."""
         gamma, beta = self.gammas[index], self.betas[index]
         moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
-        if batch_statistics:
-            axes = tuple(range(len(z.shape) - 1))
-            mean, variance = ops.moments(ops.cast(ops.stop_gradient(z), "float32"), axes=axes)
-            moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
-            inv_std = ops.rsqrt(variance + self.epsilon)
-            scale = gamma * inv_std
-            return normalize_with_batch_statistics(z, mean, inv_std, scale, beta - mean * scale)
-        scale = gamma * ops.rsqrt(moving_variance + self.epsilon)
-        return z * ops.cast(scale, z.dtype) + ops.cast(beta - moving_mean * scale, z.dtype)
+        axes = tuple(range(len(z.shape) - 1))
+        mean, variance = ops.moments(ops.cast(ops.stop_gradient(z), "float32"), axes=axes)
+        moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        inv_std = ops.rsqrt(variance + self.epsilon)
+        scale = gamma * inv_std
+        return normalize_with_batch_statistics(z, mean, inv_std, scale, beta - mean * scale)
 
 
 @keras.saving.register_keras_serializable(package="keras_frelu")

@@ -5,11 +5,11 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from keras_frelu import models
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import figures as panels
+from keras_frelu.monitor import summaries as summary_module
 from keras_frelu.monitor.images import activation_image
 from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
 
@@ -50,10 +50,13 @@ class ActivationMonitor(keras.callbacks.Callback):
     A final set (figures included) is written at the end of training unless the last step already has
     one, so short runs get one too.
 
-    Cost: the summaries run as one TensorFlow graph, traced at the first monitor step (about a second,
-    once per monitor), then a few milliseconds per monitor step for the reference network. The matplotlib
+    Cost: the numbers come from one TensorFlow graph (forward pass, gradients, statistics), traced at the
+    first monitor step (a fraction of a second), then a few milliseconds per monitor step for the
+    reference network; they are written as one event (``keras_frelu.monitor.summaries``). The matplotlib
     figures cost about 0.1 s of CPU per monitored layer each time, hence their own, ten times longer,
-    default interval. ``bench/monitor_overhead.py`` measures the whole (bench/RESULTS.md).
+    default interval; they are drawn in a background thread (``figures.BackgroundFigures``) while training
+    goes on, and written when done (at the latest at the end of training, or of ``write``).
+    ``bench/monitor_overhead.py`` measures the whole (bench/RESULTS.md).
 
     Args:
         log_dir: folder for the event files (created if missing).
@@ -91,28 +94,29 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._sample = tf.nest.map_structure(tf.convert_to_tensor, sample)
         self._labels = None if labels is None else tf.convert_to_tensor(labels)
         self.monitored = []
-        self._panels = {}
-        self._outputs_model = self._summaries_function = None
+        self._figures = None
+        self._figures_pending = False
+        self._outputs_model = self._values_function = None
         self._writer = None
 
     # -- Keras hooks ---------------------------------------------------------------------------
     def set_model(self, model):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
-        self._panels = {layer.name: panels.LayerPanels(layer.name) for layer in self.monitored}
-        outputs_needed = any(self.switches[key] for key in ("histograms", "scalars", "images", "figures"))
-        self._outputs_model = self._summaries_function = None
-        if outputs_needed:
-            try:
-                self._outputs_model = keras.Model(model.input, [layer.output for layer in self.monitored])
-            except (AttributeError, ValueError) as error:
-                names = ", ".join(layer.name for layer in self.monitored)
-                raise UsageError(f"ActivationMonitor cannot read the outputs of {names} "
-                                 f"({error}); use a functional or Sequential model whose monitored layers "
-                                 "are each called once") from None
+        self._figures = panels.BackgroundFigures([layer.name for layer in self.monitored])
+        self._values_function = None
+        try:
+            # One forward pass gives the monitored outputs and the predictions (for the gradients).
+            self._outputs_model = keras.Model(model.input, {
+                "activations": [layer.output for layer in self.monitored], "predictions": model.output})
+        except (AttributeError, ValueError) as error:
+            names = ", ".join(layer.name for layer in self.monitored)
+            raise UsageError(f"ActivationMonitor cannot read the outputs of {names} "
+                             f"({error}); use a functional or Sequential model whose monitored layers "
+                             "are each called once") from None
 
     def on_train_begin(self, logs=None):
-        if self._writer is None:  # one writer for every fit call (the traced summaries hold on to it)
+        if self._writer is None:  # one writer for every fit call
             self._writer = tf.summary.create_file_writer(self.log_dir)
         # The optimizer's step is read once; then steps are counted here, which is cheaper than reading
         # the variable after every batch.
@@ -131,112 +135,98 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._epoch_steps = batch + 1
         if self._step // self.every_n_steps > previous // self.every_n_steps:
             figures_due = self._step // self.figure_every_n_steps > previous // self.figure_every_n_steps
-            self.write(self._step, summaries=True, figures=figures_due)
+            self.write(self._step, summaries=True, figures=figures_due, wait=False)
+        elif self._figures_pending:
+            self._write_figures(wait=False)
 
     def on_train_end(self, logs=None):
         self.write(self._step, summaries=self._step != self._summaries_step,
                    figures=self._step != self._figures_step)
 
     # -- writing -------------------------------------------------------------------------------
-    def write(self, step, summaries=True, figures=True):
-        """Write the summaries and/or the figures of the model as it is now, at ``step``."""
+    def write(self, step, summaries=True, figures=True, wait=True):
+        """Write the summaries and/or the figures of the model as it is now, at ``step``. The figures are
+        drawn in a background thread; ``wait``: until every figure asked for so far is written."""
         figures = figures and self.switches["figures"]
-        outputs = []
-        if summaries:
-            if self._summaries_function is None:
-                # One graph for the forward pass, the statistics and the summaries: run eagerly they would
-                # cost more than the 100 training steps between two monitor steps of a small model.
-                self._summaries_function = tf.function(self._write_summaries, autograph=False)
-            outputs = self._summaries_function(tf.constant(step, tf.int64), self._sample, self._labels)
-            self._summaries_step = step
-        elif figures:
-            outputs = _as_list(self._outputs_model(self._sample, training=False))
-        if figures:
-            with self._writer.as_default(step=step):
-                self._write_figures([np.asarray(values) for values in outputs])
-            self._figures_step = step
+        if summaries or figures:
+            if self._values_function is None:
+                # One graph for the forward pass and the gradients: run eagerly they would cost more than
+                # the 100 training steps between two monitor steps of a small model.
+                self._values_function = tf.function(self._graph_values, autograph=False)
+            values = self._values_function(self._sample, self._labels)
+            activations = [np.asarray(outputs) for outputs in values["activations"]]
+            if summaries:
+                summary_module.write(self._writer, step, self._summaries(activations, values["norms"]))
+                self._summaries_step = step
+            if figures:
+                self._figures.submit(step, activations)
+                self._figures_step = step
+        self._write_figures(wait)
         self._writer.flush()
 
-    def _write_summaries(self, step, sample, labels):
-        """Traced once: write the summaries at ``step``; return the monitored layers' outputs."""
-        outputs = []
-        with self._writer.as_default(step=step):
-            if self._outputs_model is not None:
-                outputs = _as_list(self._outputs_model(sample, training=False))
-                for layer, values in zip(self.monitored, outputs):
-                    self._write_activations(f"activations/{layer.name}/", values)
-            if self.switches["parameters"]:
-                self._write_parameters()
-            if self.switches["weight_norms"]:
-                self._write_norms(sample, labels)
-        return outputs
+    def _write_figures(self, wait):
+        for step, values in self._figures.finished(wait):
+            summary_module.write(self._writer, step, values)
+        self._figures_pending = self._figures.pending
 
-    def _write_activations(self, prefix, values):
-        if self.switches["histograms"]:
-            _write_histogram(prefix + "values", values)
-        if self.switches["scalars"]:
-            for name, value in activation_statistics(values).items():
-                tf.summary.scalar(prefix + name, value)
-        if self.switches["images"]:
-            tf.summary.image(prefix + "image", activation_image(values, self.max_images),
-                             max_outputs=self.max_images)
-
-    def _write_figures(self, arrays):
-        visualizations, histograms = [], []
-        for layer, values in zip(self.monitored, arrays):
-            visualization, histogram = self._panels[layer.name].render(values)
-            tf.summary.image(f"activations/{layer.name}/visualization", visualization[np.newaxis])
-            tf.summary.image(f"activations/{layer.name}/histogram", histogram[np.newaxis])
-            visualizations.append(visualization)
-            histograms.append(histogram)
-        tf.summary.image("activations/summary", panels.side_by_side(histograms, visualizations)[np.newaxis])
-
-    def _write_parameters(self):
-        for layer in self.monitored:
-            for weight in layer.trainable_weights:
-                tag = f"parameters/{layer.name}/{_relative_path(weight, layer)}"
-                if int(np.prod(weight.shape)) == 1:
-                    tf.summary.scalar(tag, tf.reshape(weight, []))
-                else:
-                    _write_histogram(tag, weight)
-                    tf.summary.scalar(tag + "_norm", tf.norm(weight))
-
-    def _write_norms(self, sample, labels):
+    def _graph_values(self, sample, labels):
+        """Traced once: ``{"activations": [monitored layer outputs], "norms": {tag: norm}}`` with the
+        per-layer weight norms and, given labels, gradient norms (``weight_norms`` switch)."""
         weighted = [layer for layer in self.model.layers if layer.trainable_weights]
-        for layer in weighted:
-            tf.summary.scalar(f"weight_norm/{layer.name}", tf.linalg.global_norm(layer.trainable_weights))
-        if labels is None:
-            return
-        gradients = self._sample_gradients(sample, labels)
+        norms = {}
+        if self.switches["weight_norms"]:
+            for layer in weighted:
+                norms[f"weight_norm/{layer.name}"] = tf.linalg.global_norm(layer.trainable_weights)
+        if labels is None or not self.switches["weight_norms"]:
+            outputs = self._outputs_model(sample, training=False)
+            return {"activations": outputs["activations"], "norms": norms}
+        outputs, gradients = self._sample_gradients(sample, labels)
         for layer in weighted:
             layer_gradients = [gradients[id(weight)] for weight in layer.trainable_weights
                                if gradients.get(id(weight)) is not None]
             if layer_gradients:
-                tf.summary.scalar(f"gradient_norm/{layer.name}", tf.linalg.global_norm(layer_gradients))
+                norms[f"gradient_norm/{layer.name}"] = tf.linalg.global_norm(layer_gradients)
+        return {"activations": outputs["activations"], "norms": norms}
 
     def _sample_gradients(self, sample, labels):
-        """``{id(variable): gradient}`` of the compiled loss on (sample, labels), in inference mode; the
-        metric trackers that ``compute_loss`` may update are put back."""
+        """The outputs model's outputs and ``{id(variable): gradient}`` of the compiled loss on (sample,
+        labels), in inference mode; the metric trackers that ``compute_loss`` may update are put back."""
         model = self.model
         variables = model.trainable_variables
         saved_metrics = [tf.identity(variable) for variable in model.metrics_variables]
         with tf.GradientTape() as tape:
-            predictions = model(sample, training=False)
-            loss = model.compute_loss(x=sample, y=labels, y_pred=predictions, training=False)
+            outputs = self._outputs_model(sample, training=False)
+            loss = model.compute_loss(x=sample, y=labels, y_pred=outputs["predictions"], training=False)
         gradients = tape.gradient(loss, variables)
         for variable, value in zip(model.metrics_variables, saved_metrics):
             variable.assign(value)
-        return {id(variable): gradient for variable, gradient in zip(variables, gradients)}
+        return outputs, {id(variable): gradient for variable, gradient in zip(variables, gradients)}
 
-
-def _write_histogram(tag, values):
-    """What ``tf.summary.histogram`` writes, built much faster inside a tf.function (see statistics)."""
-    tf.summary.write(tag, histogram_buckets(values),
-                     metadata=histogram_metadata.create_summary_metadata(display_name=None, description=None))
-
-
-def _as_list(outputs):
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    def _summaries(self, activations, norms):
+        """The summary values of one monitor step, from the monitored outputs and the graph's norms."""
+        values = []
+        for layer, outputs in zip(self.monitored, activations):
+            prefix = f"activations/{layer.name}/"
+            if self.switches["histograms"]:
+                values.append(summary_module.histogram(prefix + "values", histogram_buckets(outputs)))
+            if self.switches["scalars"]:
+                values += [summary_module.scalar(prefix + name, value)
+                           for name, value in activation_statistics(outputs).items()]
+            if self.switches["images"]:
+                pictures = activation_image(outputs, self.max_images)
+                pngs = [summary_module.png(picture) for picture in pictures]
+                values.append(summary_module.image(prefix + "image", pngs, *pictures.shape[1:3]))
+        if self.switches["parameters"]:
+            for layer in self.monitored:
+                for weight in layer.trainable_weights:
+                    tag, parameter = f"parameters/{layer.name}/{_relative_path(weight, layer)}", np.asarray(weight)
+                    if parameter.size == 1:
+                        values.append(summary_module.scalar(tag, parameter.reshape(())))
+                    else:
+                        values += [summary_module.histogram(tag, histogram_buckets(parameter)),
+                                   summary_module.scalar(tag + "_norm", np.linalg.norm(parameter.astype(np.float64)))]
+        values += [summary_module.scalar(tag, norm) for tag, norm in norms.items()]
+        return values
 
 
 def _select_layers(model, selection):

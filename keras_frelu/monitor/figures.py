@@ -16,11 +16,15 @@ Panels, as in shaohua0116/Activation-Visualization-Histogram, with labelled axes
 - ``summary``: the histogram panels of every layer side by side, their visualization panels below.
 
 Each layer's figures are built once and then updated in place: building matplotlib figures and axes costs
-about as much as drawing them, and figures are the monitor's most expensive output.
+about as much as drawing them. Even so a set of figures takes about 0.1 s of CPU per monitored layer, the
+monitor's most expensive output, so ``BackgroundFigures`` draws the sets in a thread of their own while
+training goes on.
 """
 
+import collections
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -30,6 +34,7 @@ with warnings.catch_warnings():  # tfplot 0.3.2 compares versions with distutils
     warnings.simplefilter("ignore", DeprecationWarning)
     import tfplot.figure
 
+from keras_frelu.monitor import summaries
 from keras_frelu.monitor.images import COLORMAP, grid_shape
 
 BINS = 50
@@ -42,6 +47,57 @@ SUMMARY_COLUMNS = 6  # layers per row of the summary
 MARGINS = {"left": 0.15, "right": 0.96, "bottom": 0.14, "top": 0.91}
 VISUALIZATION_MARGINS = {**MARGINS, "right": 0.86}
 TICKS = 5  # at most this many ticks per axis: text is most of the drawing time
+
+
+class BackgroundFigures:
+    """Draws sets of figures (every layer's two panels and the summary) in one background thread.
+
+    Matplotlib runs while TensorFlow trains: on a small network, where a training step leaves a core idle,
+    the figures cost training little (bench/monitor_overhead.py). The panels are only ever touched by
+    that thread, and sets are drawn in the order submitted, from the arrays handed over (not shared with
+    training). ``finished`` hands back the drawn sets, as summary values, for the caller to write.
+    """
+
+    def __init__(self, layer_names):
+        self._panels = {name: LayerPanels(name) for name in layer_names}
+        self._pending = collections.deque()  # (step, future), oldest first
+        self._executor = None
+
+    def submit(self, step, arrays):
+        """Queue the set of ``arrays`` (one per layer, sample axis first) for ``step``."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activation-figures")
+        self._pending.append((step, self._executor.submit(self._draw, arrays)))
+
+    @property
+    def pending(self):
+        """Whether a submitted set has not been handed back by ``finished`` yet."""
+        return bool(self._pending)
+
+    def finished(self, wait=False):
+        """``(step, summary values)`` of the sets drawn so far, oldest first; ``wait``: of every set
+        submitted, after which the thread ends (a later ``submit`` starts a new one)."""
+        while self._pending and (wait or self._pending[0][1].done()):
+            step, future = self._pending.popleft()
+            yield step, future.result()
+        if wait and self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def _draw(self, arrays):
+        values, visualizations, histograms = [], [], []
+        for (name, panels), activations in zip(self._panels.items(), arrays):
+            visualization, histogram = panels.render(activations)
+            values += [_picture(f"activations/{name}/visualization", visualization),
+                       _picture(f"activations/{name}/histogram", histogram)]
+            visualizations.append(visualization)
+            histograms.append(histogram)
+        values.append(_picture("activations/summary", side_by_side(histograms, visualizations)))
+        return values
+
+
+def _picture(tag, rgb):
+    return summaries.image(tag, [summaries.png(rgb)], *rgb.shape[:2])
 
 
 class LayerPanels:

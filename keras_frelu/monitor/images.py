@@ -1,4 +1,4 @@
-"""Activations as images for ``tf.summary.image``: feature-map grids and unit x sample heat maps.
+"""Activations as images for TensorBoard's image dashboard: feature-map grids and unit x sample heat maps.
 
 Values are scaled to [0, 1] with the min and max of the whole picture (so maps of one layer are comparable
 with each other) and coloured with matplotlib's viridis, whose lightness rises monotonically: brighter
@@ -11,7 +11,6 @@ import math
 
 import matplotlib
 import numpy as np
-import tensorflow as tf
 
 COLORMAP = "viridis"
 SEPARATOR_RGB = (255, 255, 255)  # lines between feature maps and empty grid cells
@@ -33,8 +32,8 @@ def activation_image(activations, max_images):
     1x1 maps, other ranks): one heat map with a row per unit (every non-batch element, in row-major order)
     and a column per sample.
     """
-    values = tf.cast(activations, tf.float32)
-    if values.shape.rank == 4 and values.shape[1] * values.shape[2] > 1:
+    values = np.asarray(activations, dtype=np.float32)
+    if values.ndim == 4 and values.shape[1] * values.shape[2] > 1:
         return _feature_map_grids(values[:max_images])
     return _unit_heatmap(values)
 
@@ -42,25 +41,25 @@ def activation_image(activations, max_images):
 def _feature_map_grids(maps):
     images, height, width, channels = maps.shape
     rows, columns = grid_shape(channels)
-    scaled = tf.transpose(_scale(maps), [0, 3, 1, 2])  # (N, C, H, W)
+    scaled = _scale(maps).transpose(0, 3, 1, 2)  # (N, C, H, W)
     # NaN marks separators and empty cells; the colouring turns it into SEPARATOR_RGB.
-    cells = tf.pad(scaled, [[0, 0], [0, rows * columns - channels], [0, 1], [0, 1]], constant_values=np.nan)
-    cells = tf.reshape(cells, [images, rows, columns, height + 1, width + 1])
-    grid = tf.reshape(tf.transpose(cells, [0, 1, 3, 2, 4]), [images, rows * (height + 1), columns * (width + 1)])
+    cells = np.pad(scaled, [(0, 0), (0, rows * columns - channels), (0, 1), (0, 1)], constant_values=np.nan)
+    cells = cells.reshape(images, rows, columns, height + 1, width + 1)
+    grid = cells.transpose(0, 1, 3, 2, 4).reshape(images, rows * (height + 1), columns * (width + 1))
     return _colour(grid[:, :-1, :-1])
 
 
 def _unit_heatmap(values):
-    samples = values.shape[0]
-    units_by_samples = tf.transpose(tf.reshape(values, [samples, -1]))
-    return _colour(_scale(units_by_samples)[tf.newaxis])
+    units_by_samples = values.reshape(len(values), -1).T
+    return _colour(_scale(units_by_samples)[np.newaxis])
 
 
 def _scale(values):
     """``values`` mapped linearly onto [0, 1] (a constant picture becomes 0.5)."""
-    low, high = tf.reduce_min(values), tf.reduce_max(values)
-    span = high - low
-    return tf.where(span > 0, (values - low) / tf.where(span > 0, span, 1.0), 0.5)
+    low, high = values.min(), values.max()
+    if not high > low:
+        return np.full_like(values, 0.5)
+    return (values - low) / (high - low)
 
 
 @functools.cache
@@ -73,6 +72,6 @@ def _colour_table():
 
 def _colour(pictures):
     """uint8 RGB of ``(N, H, W)`` values in [0, 1] (NaN: separator)."""
-    index = tf.cast(tf.round(tf.clip_by_value(pictures, 0.0, 1.0) * 255.0), tf.int32)
-    index = tf.where(tf.math.is_nan(pictures), 256, index)
-    return tf.gather(tf.constant(_colour_table()), index)
+    index = np.round(np.clip(np.nan_to_num(pictures, nan=0.0), 0.0, 1.0) * 255.0).astype(np.int64)
+    index[np.isnan(pictures)] = 256
+    return _colour_table()[index]
