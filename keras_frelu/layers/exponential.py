@@ -5,10 +5,6 @@ from keras import ops
 
 from keras_frelu.layers.base import ActivationLayer, Clip, as_initializer
 
-# Klambauer et al. 2017, eq. (2), to the precision of the authors' reference code.
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
-
 
 @keras.saving.register_keras_serializable(package="keras_frelu")
 class ELU(ActivationLayer):
@@ -49,7 +45,9 @@ class SELU(ActivationLayer):
     """
 
     def call(self, inputs):
-        return SELU_SCALE * ops.elu(inputs, alpha=SELU_ALPHA)
+        # keras.ops.selu has these constants built in and maps to one fused kernel (tf.nn.selu on
+        # TensorFlow): forward + backward in a third of the time of scale * elu(x, alpha) (bench/RESULTS.md).
+        return ops.selu(inputs)
 
 
 @keras.saving.register_keras_serializable(package="keras_frelu")
