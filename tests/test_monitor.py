@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from keras_frelu import layers
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import ActivationMonitor
-from keras_frelu.monitor import figures
+from keras_frelu.monitor import figures, summaries
 from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
 
 STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
@@ -330,3 +330,34 @@ def test_summary_wraps_after_six_layers():
     assert (picture[0:2, 3:6] == 1).all() and (picture[2:4, 3:6] == 101).all()
     assert (picture[4:6, 0:3] == 6).all() and (picture[6:8, 0:3] == 106).all()
     assert (picture[4:, 3:] == 255).all()  # the empty cells of the second band stay white
+
+
+def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
+    # The monitor builds its summaries as protos (keras_frelu.monitor.summaries); TensorBoard must see the
+    # same plugin, dtype, shape and values as from tf.summary's own ops.
+    buckets = histogram_buckets(RNG.normal(size=50))
+    picture = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    with tf.summary.create_file_writer(str(tmp_path / "tf")).as_default(step=4):
+        tf.summary.scalar("s", 0.25)
+        tf.summary.histogram("h", RNG.normal(size=50))  # only plugin, dtype and shape are compared
+        tf.summary.image("i", picture[np.newaxis])
+    writer = tf.summary.create_file_writer(str(tmp_path / "ours"))
+    summaries.write(writer, 4, [summaries.scalar("s", 0.25), summaries.histogram("h", buckets),
+                                summaries.image("i", [summaries.png(picture)], 5, 7)])
+    writer.flush()
+    theirs, ours = (event_accumulator.EventAccumulator(str(tmp_path / name), size_guidance={"tensors": 0})
+                    for name in ("tf", "ours"))
+    theirs.Reload()
+    ours.Reload()
+    for tag in ("s", "h", "i"):
+        (their_event,), (our_event,) = theirs.Tensors(tag), ours.Tensors(tag)
+        assert our_event.step == their_event.step == 4
+        assert ours.SummaryMetadata(tag).plugin_data.plugin_name == theirs.SummaryMetadata(tag).plugin_data.plugin_name
+        their_value, our_value = tf.make_ndarray(their_event.tensor_proto), tf.make_ndarray(our_event.tensor_proto)
+        assert our_value.dtype == their_value.dtype and our_value.shape == their_value.shape, tag
+    assert tf.make_ndarray(ours.Tensors("s")[0].tensor_proto) == np.float32(0.25)
+    np.testing.assert_array_equal(tf.make_ndarray(ours.Tensors("h")[0].tensor_proto), buckets)
+    their_image, our_image = (tf.make_ndarray(accumulator.Tensors("i")[0].tensor_proto)
+                              for accumulator in (theirs, ours))
+    assert list(our_image[:2]) == list(their_image[:2]) == [b"7", b"5"]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(our_image[2]))), picture)

@@ -50,9 +50,10 @@ class ActivationMonitor(keras.callbacks.Callback):
     A final set (figures included) is written at the end of training unless the last step already has
     one, so short runs get one too.
 
-    Cost: the numbers come from one TensorFlow graph (forward pass, gradients, statistics), traced at the
-    first monitor step (a fraction of a second), then a few milliseconds per monitor step for the
-    reference network; they are written as one event (``keras_frelu.monitor.summaries``). The matplotlib
+    Cost: one TensorFlow graph (the forward pass and the gradients) traced at the first monitor step (a
+    fraction of a second), then per monitor step a few milliseconds for the reference network: that graph,
+    the statistics, histograms and images in NumPy on the 16-sample outputs, and one event with every
+    summary (``keras_frelu.monitor.summaries``). The matplotlib
     figures cost about 0.1 s of CPU per monitored layer each time, hence their own, ten times longer,
     default interval; they are drawn in a background thread (``figures.BackgroundFigures``) while training
     goes on, and written when done (at the latest at the end of training, or of ``write``).
@@ -104,6 +105,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
         self._figures = panels.BackgroundFigures([layer.name for layer in self.monitored])
+        self._figures_prepared = False
         self._values_function = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
@@ -123,6 +125,9 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._step = int(self.model.optimizer.iterations.numpy())
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
+        if self.switches["figures"] and not self._figures_prepared:
+            self._figures.prepare([tuple(layer.output.shape) for layer in self.monitored])
+            self._figures_prepared = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_steps = 0

@@ -63,11 +63,27 @@ class BackgroundFigures:
         self._pending = collections.deque()  # (step, future), oldest first
         self._executor = None
 
+    def prepare(self, output_shapes):
+        """Build every layer's figures and draw them once, in the thread, from zeros of the layers' output
+        shapes (batch axis first): building and the first drawing (font caches) cost about as much as two
+        later sets, better spent while training runs than in the first real set, which may be the last
+        one, waited for at the end of training. Layers with unknown dimensions are built later."""
+        def build():
+            for panels, shape in zip(self._panels.values(), output_shapes):
+                if None not in shape[1:]:
+                    panels.render(np.zeros((1, *shape[1:]), dtype=np.float32))
+
+        self._start()
+        self._executor.submit(build)
+
     def submit(self, step, arrays):
         """Queue the set of ``arrays`` (one per layer, sample axis first) for ``step``."""
+        self._start()
+        self._pending.append((step, self._executor.submit(self._draw, arrays)))
+
+    def _start(self):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activation-figures")
-        self._pending.append((step, self._executor.submit(self._draw, arrays)))
 
     @property
     def pending(self):
