@@ -96,7 +96,6 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._labels = None if labels is None else tf.convert_to_tensor(labels)
         self.monitored = []
         self._figures = None
-        self._figures_pending = False
         self._outputs_model = self._values_function = None
         self._writer = None
 
@@ -105,7 +104,6 @@ class ActivationMonitor(keras.callbacks.Callback):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
         self._figures = panels.BackgroundFigures([layer.name for layer in self.monitored])
-        self._figures_prepared = False
         self._values_function = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
@@ -125,9 +123,8 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._step = int(self.model.optimizer.iterations.numpy())
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
-        if self.switches["figures"] and not self._figures_prepared:
+        if self.switches["figures"]:
             self._figures.prepare([tuple(layer.output.shape) for layer in self.monitored])
-            self._figures_prepared = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_steps = 0
@@ -141,7 +138,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         if self._step // self.every_n_steps > previous // self.every_n_steps:
             figures_due = self._step // self.figure_every_n_steps > previous // self.figure_every_n_steps
             self.write(self._step, summaries=True, figures=figures_due, wait=False)
-        elif self._figures_pending:
+        elif self._figures.pending:
             self._write_figures(wait=False)
 
     def on_train_end(self, logs=None):
@@ -172,25 +169,24 @@ class ActivationMonitor(keras.callbacks.Callback):
     def _write_figures(self, wait):
         for step, values in self._figures.finished(wait):
             summary_module.write(self._writer, step, values)
-        self._figures_pending = self._figures.pending
 
     def _graph_values(self, sample, labels):
         """Traced once: ``{"activations": [monitored layer outputs], "norms": {tag: norm}}`` with the
         per-layer weight norms and, given labels, gradient norms (``weight_norms`` switch)."""
         weighted = [layer for layer in self.model.layers if layer.trainable_weights]
         norms = {}
+        if not self.switches["weight_norms"] or labels is None:
+            outputs = self._outputs_model(sample, training=False)
+        else:
+            outputs, gradients = self._sample_gradients(sample, labels)
+            for layer in weighted:
+                layer_gradients = [gradients[id(weight)] for weight in layer.trainable_weights
+                                   if gradients.get(id(weight)) is not None]
+                if layer_gradients:
+                    norms[f"gradient_norm/{layer.name}"] = tf.linalg.global_norm(layer_gradients)
         if self.switches["weight_norms"]:
             for layer in weighted:
                 norms[f"weight_norm/{layer.name}"] = tf.linalg.global_norm(layer.trainable_weights)
-        if labels is None or not self.switches["weight_norms"]:
-            outputs = self._outputs_model(sample, training=False)
-            return {"activations": outputs["activations"], "norms": norms}
-        outputs, gradients = self._sample_gradients(sample, labels)
-        for layer in weighted:
-            layer_gradients = [gradients[id(weight)] for weight in layer.trainable_weights
-                               if gradients.get(id(weight)) is not None]
-            if layer_gradients:
-                norms[f"gradient_norm/{layer.name}"] = tf.linalg.global_norm(layer_gradients)
         return {"activations": outputs["activations"], "norms": norms}
 
     def _sample_gradients(self, sample, labels):

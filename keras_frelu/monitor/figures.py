@@ -62,12 +62,18 @@ class BackgroundFigures:
         self._panels = {name: LayerPanels(name) for name in layer_names}
         self._pending = collections.deque()  # (step, future), oldest first
         self._executor = None
+        self._prepared = False
 
     def prepare(self, output_shapes):
         """Build every layer's figures and draw them once, in the thread, from zeros of the layers' output
         shapes (batch axis first): building and the first drawing (font caches) cost about as much as two
         later sets, better spent while training runs than in the first real set, which may be the last
-        one, waited for at the end of training. Layers with unknown dimensions are built later."""
+        one, waited for at the end of training. Layers with unknown dimensions are built later. Only the
+        first call does anything."""
+        if self._prepared:
+            return
+        self._prepared = True
+
         def build():
             for panels, shape in zip(self._panels.values(), output_shapes):
                 if None not in shape[1:]:
