@@ -9,8 +9,9 @@ the per-pair ratios (each run with the monitor against the run without it just b
 those differences of noisy totals can swing by more than the monitor costs, so two steadier figures are
 reported too: the process CPU time (all threads) of the runs with and without the monitor, and the time
 spent inside the monitor's callback hooks (what training waits for) and the CPU time of the monitor's
-figure thread (which draws while training goes on: it costs training wall time only where it competes
-for a core or the GIL, so hooks + figure CPU is an upper bound of the monitor's cost).
+background thread (which builds the summaries and draws the figures while training goes on: it costs
+training wall time only where it competes for a core or the GIL, so hooks + background CPU is an upper
+bound of the monitor's cost).
 
     python bench/monitor_overhead.py --shape 32 32 3 --steps 1000 --repeats 3
 """
@@ -65,23 +66,13 @@ def synthetic_data(shape, batch_size, seed=0):
 
 
 class TimedMonitor(ActivationMonitor):
-    """The monitor with a stopwatch around its hooks, and the CPU time of its figure thread."""
+    """The monitor with a stopwatch around its hooks; ``background_cpu_seconds``: its thread's CPU time."""
 
     seconds = 0.0
-    figure_cpu_seconds = 0.0
 
-    def set_model(self, model):
-        super().set_model(model)
-        draw = self._figures._draw
-
-        def timed_draw(arrays):  # runs in the figure thread: its own CPU clock
-            start = time.thread_time()
-            try:
-                return draw(arrays)
-            finally:
-                self.figure_cpu_seconds += time.thread_time() - start
-
-        self._figures._draw = timed_draw
+    @property
+    def background_cpu_seconds(self):
+        return self._background.cpu_seconds
 
     def on_train_begin(self, logs=None):
         self._timed(super().on_train_begin, logs)
@@ -114,18 +105,18 @@ def main(argv=None):
     load_at_start = os.getloadavg()[0]
     dataset, sample, labels = synthetic_data(tuple(args.shape), args.batch_size)
     timed_fit(args, dataset, 20, [])  # warm-up: TensorFlow's one-time start-up costs belong to neither side
-    runs = {"without": [], "with": [], "inside": [], "figures": []}
+    runs = {"without": [], "with": [], "inside": [], "background": []}
     with tempfile.TemporaryDirectory() as log_root:
         for repeat in range(args.repeats):
             runs["without"].append(timed_fit(args, dataset, args.steps, []))
             monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
             runs["with"].append(timed_fit(args, dataset, args.steps, [monitor]))
             runs["inside"].append(monitor.seconds / runs["with"][-1][0])
-            runs["figures"].append(monitor.figure_cpu_seconds / runs["with"][-1][0])
+            runs["background"].append(monitor.background_cpu_seconds / runs["with"][-1][0])
             (wall, cpu), (monitored_wall, monitored_cpu) = runs["without"][-1], runs["with"][-1]
             print(f"repeat {repeat + 1}/{args.repeats}: without {wall:.2f} s ({cpu:.2f} CPU s), with "
                   f"{monitored_wall:.2f} s ({monitored_cpu:.2f} CPU s) of which {monitor.seconds:.2f} s in the "
-                  f"monitor's hooks, and {monitor.figure_cpu_seconds:.2f} CPU s in its figure thread", flush=True)
+                  f"monitor's hooks, and {monitor.background_cpu_seconds:.2f} CPU s in its background thread", flush=True)
     without, with_monitor = (statistics.median(wall for wall, _ in runs[kind]) for kind in ("without", "with"))
     cpu_without, cpu_with = (statistics.median(cpu for _, cpu in runs[kind]) for kind in ("without", "with"))
     pair_ratio = statistics.median(w[0] / o[0] for o, w in zip(runs["without"], runs["with"]))
@@ -135,8 +126,8 @@ def main(argv=None):
           f"({without / args.steps * 1000:.1f} ms/step), with {with_monitor:.2f} s: overhead "
           f"{with_monitor / without - 1:+.1%} (median of pair ratios {pair_ratio - 1:+.1%}); median CPU without "
           f"{cpu_without:.2f} s, with {cpu_with:.2f} s: {cpu_with / cpu_without - 1:+.1%}; inside the monitor's "
-          f"hooks: median {statistics.median(runs['inside']):.1%} of the monitored run's wall time, figure "
-          f"thread CPU: median {statistics.median(runs['figures']):.1%} of it; "
+          f"hooks: median {statistics.median(runs['inside']):.1%} of the monitored run's wall time, background "
+          f"thread CPU: median {statistics.median(runs['background']):.1%} of it; "
           f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -104,21 +104,26 @@ def test_every_registry_name_has_a_numpy_reference():
     assert set(REFERENCES) | {"frelu", "frelu_light"} == set(keras_frelu.available())
 
 
+def assert_matches_formula(name, outputs, expected, x):
+    # SReLU bends the identity (x plus multiples of relu(x - t)): its rounding errors scale with |x|, up
+    # to a few float32 ulps of |x| where a slope near 0 cancels most of x (see the layer's docstring).
+    scale = np.maximum(1.0, np.abs(x)) if name == "srelu" else 1.0
+    np.testing.assert_allclose(to_numpy(outputs) / scale, expected / scale, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_layer_matches_numpy_formula(name):
     kwargs, formula = REFERENCES[name]
     x = sample_inputs()
     layer, weights = make_layer(name, kwargs, x)
-    np.testing.assert_allclose(to_numpy(layer(x)), formula(x.astype(np.float64), weights), rtol=1e-6,
-                               atol=1e-6)
+    assert_matches_formula(name, layer(x), formula(x.astype(np.float64), weights), x)
 
 
 @pytest.mark.parametrize("name, kwargs, formula", VARIANTS, ids=[f"{v[0]}-{i}" for i, v in enumerate(VARIANTS)])
 def test_layer_arguments_reach_the_formula(name, kwargs, formula):
     x = sample_inputs()
     layer, weights = make_layer(name, kwargs, x)
-    np.testing.assert_allclose(to_numpy(layer(x)), formula(x.astype(np.float64), weights), rtol=1e-6,
-                               atol=1e-6)
+    assert_matches_formula(name, layer(x), formula(x.astype(np.float64), weights), x)
 
 
 def gradients(layer, x, training=None):
@@ -164,10 +169,36 @@ def test_selu_saturates_at_minus_scale_times_alpha_to_the_last_bit():
     assert abs(saturation - np.float32(-SELU_SCALE * SELU_ALPHA)) <= np.spacing(np.float32(1.76))
 
 
+def test_mish_gradient_matches_the_papers_derivative():
+    # The layer writes its derivative out; the paper's form: tanh(sp(x)) + x sech^2(sp(x)) sigmoid(x)
+    x = sample_inputs()
+    t = np.tanh(np.logaddexp(0.0, x.astype(np.float64)))
+    sigmoid = 0.5 * (1.0 + np.tanh(x.astype(np.float64) / 2))
+    expected = t + x * (1.0 - t ** 2) * sigmoid
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = layers.Mish()(x)
+    np.testing.assert_allclose(to_numpy(tape.gradient(outputs, x)), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_srelu_default_starts_as_leaky_relu():
     x = sample_inputs()
     layer = layers.SReLU()
     np.testing.assert_allclose(to_numpy(layer(x)), np_leaky(x, 0.2), rtol=1e-6)
+
+
+def test_srelu_stays_continuous_when_its_thresholds_cross():
+    # Past the right threshold the right piece, before the left one the left piece, both bends between.
+    layer = layers.SReLU(t_left_initializer=1.0, a_left_initializer=0.5, t_right_initializer=-1.0,
+                         a_right_initializer=2.0)
+    x = np.linspace(-3.0, 3.0, 601).astype(np.float32)[:, np.newaxis]
+    got = to_numpy(layer(x))[:, 0]
+    x = x[:, 0].astype(np.float64)
+    expected = np.where(x >= 1.0, -1.0 + 2.0 * (x + 1.0),
+                        np.where(x <= -1.0, 1.0 + 0.5 * (x - 1.0), x + (x + 1.0) + 0.5 * (1.0 - x)))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    assert np.abs(np.diff(got)).max() < 0.03  # slopes of at most 2 on a 0.01 grid: no jump
 
 
 def test_pelu_parameters_are_clipped_after_updates():

@@ -16,6 +16,7 @@ from keras_frelu import layers
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import ActivationMonitor
 from keras_frelu.monitor import figures, summaries
+from keras_frelu.monitor.background import BackgroundThread
 from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
 
 STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
@@ -315,11 +316,24 @@ def test_histogram_buckets_of_constant_and_non_finite_values():
 
 
 def test_panels_survive_a_diverged_layer_and_keep_their_size():
-    panels = figures.LayerPanels("act")
-    finite = panels.render(RNG.normal(size=(4, 3, 3, 2)))
-    diverged = panels.render(np.full((4, 3, 3, 2), np.nan))
+    panels = figures.Panels()
+    finite = panels.render("act", RNG.normal(size=(4, 3, 3, 2)))
+    diverged = panels.render("act", np.full((4, 3, 3, 2), np.nan))
     assert [picture.shape for picture in diverged] == [picture.shape for picture in finite]
     assert not np.array_equal(diverged[1], finite[1])
+
+
+def test_panels_painted_after_other_layers_equal_fresh_ones():
+    # One figure of each kind paints every layer over a saved frame: nothing of the previous layer (a
+    # larger grid, other ticks, a cut zero bin) may remain.
+    conv, dense = np.maximum(RNG.normal(size=(4, 6, 6, 5)), 0), RNG.normal(size=(4, 7))
+    reused = figures.Panels()
+    conv_pictures = reused.render("conv", conv)
+    after_conv = reused.render("dense", dense)
+    fresh = figures.Panels().render("dense", dense)
+    for picture, expected, other in zip(after_conv, fresh, conv_pictures):
+        np.testing.assert_array_equal(picture, expected)
+        assert np.mean(np.any(picture != other, axis=-1)) > 0.01
 
 
 def test_summary_wraps_after_six_layers():
@@ -361,3 +375,24 @@ def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
                               for accumulator in (theirs, ours))
     assert list(our_image[:2]) == list(their_image[:2]) == [b"7", b"5"]
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(our_image[2]))), picture)
+
+
+def test_background_thread_runs_jobs_in_order_and_raises_their_errors():
+    thread = BackgroundThread()
+    done = []
+    for index in range(5):
+        thread.submit(done.append, index)
+    thread.wait()
+    assert done == list(range(5)) and thread.cpu_seconds >= 0.0
+
+    def fail():
+        raise OSError("disk full")
+
+    thread.submit(fail)
+    thread.submit(done.append, 5)
+    with pytest.raises(OSError, match="disk full"):
+        thread.wait()
+    assert done[-1] == 5  # later jobs still ran; the thread is ended, a new submit starts another
+    thread.submit(done.append, 6)
+    thread.wait()
+    assert done[-1] == 6

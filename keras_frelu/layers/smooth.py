@@ -75,12 +75,37 @@ class Mish(ActivationLayer):
 
     Formula: ``f(x) = x * tanh(softplus(x))``, ``softplus(x) = log(1 + exp(x))``.
 
+    Computed with one exponential: with ``e = exp(x)`` and ``n = e * (e + 2)``,
+    ``tanh(softplus(x)) = ((1 + e)^2 - 1) / ((1 + e)^2 + 1) = n / (n + 2)``, and the derivative
+    ``f'(x) = t + x * 4 e (e + 1) / (n + 2)^2`` with ``t = n / (n + 2)`` is written out (autodiff of
+    softplus and tanh would add three transcendental functions per element; the layer's forward and
+    backward pass take a third less time, bench/RESULTS.md). ``x`` is clamped inside the exponential where
+    ``t`` has reached 1 in the working precision (20 in float32/64, 5.5 in float16), so ``n`` never
+    overflows.
+
     Reference: Misra, "Mish: A Self Regularized Non-Monotonic Activation Function", BMVC 2020,
     arXiv 1908.08681.
     """
 
     def call(self, inputs):
-        return inputs * ops.tanh(ops.softplus(inputs))
+        return mish(inputs)
+
+
+@ops.custom_gradient
+def mish(x):
+    """``x * tanh(softplus(x))`` with its derivative written out (see ``Mish``)."""
+    saturation = 5.5 if keras.backend.standardize_dtype(x.dtype) == "float16" else 20.0
+    e = ops.exp(ops.minimum(x, saturation))
+    n = e * (e + 2.0)
+    inverse = 1.0 / (n + 2.0)
+    t = n * inverse
+
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        # (e (e + 1) / (n + 2)) * (4 / (n + 2)): each factor stays within float16's range
+        return upstream * (t + x * ((e * (e + 1.0) * inverse) * (4.0 * inverse)))
+
+    return x * t, grad
 
 
 @keras.saving.register_keras_serializable(package="keras_frelu")

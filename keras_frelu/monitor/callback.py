@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_frelu import models
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import figures as panels
+from keras_frelu.monitor.background import BackgroundThread
 from keras_frelu.monitor import summaries as summary_module
 from keras_frelu.monitor.images import activation_image
 from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
@@ -50,14 +51,14 @@ class ActivationMonitor(keras.callbacks.Callback):
     A final set (figures included) is written at the end of training unless the last step already has
     one, so short runs get one too.
 
-    Cost: one TensorFlow graph (the forward pass and the gradients) traced at the first monitor step (a
-    fraction of a second), then per monitor step a few milliseconds for the reference network: that graph,
-    the statistics, histograms and images in NumPy on the 16-sample outputs, and one event with every
-    summary (``keras_frelu.monitor.summaries``). The matplotlib
-    figures cost about 0.1 s of CPU per monitored layer each time, hence their own, ten times longer,
-    default interval; they are drawn in a background thread (``figures.BackgroundFigures``) while training
-    goes on, and written when done (at the latest at the end of training, or of ``write``).
-    ``bench/monitor_overhead.py`` measures the whole (bench/RESULTS.md).
+    Cost: the hooks run one TensorFlow graph (the forward pass and the gradients; traced at the first
+    monitor step, a fraction of a second, then a few milliseconds for the reference network) and copy the
+    parameters; everything else runs in a background thread (``keras_frelu.monitor.background``) while
+    training goes on: statistics, histograms and images in NumPy on the 16-sample outputs, one event with
+    every summary (``keras_frelu.monitor.summaries``), and the matplotlib figures, about 40 ms of CPU per
+    monitored layer each time, hence their own, ten times longer, default interval. The end of training
+    (and ``write``) waits until everything is written. ``bench/monitor_overhead.py`` measures the whole
+    (bench/RESULTS.md).
 
     Args:
         log_dir: folder for the event files (created if missing).
@@ -96,6 +97,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._labels = None if labels is None else tf.convert_to_tensor(labels)
         self.monitored = []
         self._figures = None
+        self._background = BackgroundThread()
         self._outputs_model = self._values_function = None
         self._writer = None
 
@@ -103,7 +105,8 @@ class ActivationMonitor(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
-        self._figures = panels.BackgroundFigures([layer.name for layer in self.monitored])
+        self._figures = panels.FigureSets([layer.name for layer in self.monitored])
+        self._figures_prepared = False
         self._values_function = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
@@ -123,8 +126,9 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._step = int(self.model.optimizer.iterations.numpy())
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
-        if self.switches["figures"]:
-            self._figures.prepare([tuple(layer.output.shape) for layer in self.monitored])
+        if self.switches["figures"] and not self._figures_prepared:
+            self._figures_prepared = True
+            self._background.submit(self._figures.prepare)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_steps = 0
@@ -138,8 +142,6 @@ class ActivationMonitor(keras.callbacks.Callback):
         if self._step // self.every_n_steps > previous // self.every_n_steps:
             figures_due = self._step // self.figure_every_n_steps > previous // self.figure_every_n_steps
             self.write(self._step, summaries=True, figures=figures_due, wait=False)
-        elif self._figures.pending:
-            self._write_figures(wait=False)
 
     def on_train_end(self, logs=None):
         self.write(self._step, summaries=self._step != self._summaries_step,
@@ -147,8 +149,9 @@ class ActivationMonitor(keras.callbacks.Callback):
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, step, summaries=True, figures=True, wait=True):
-        """Write the summaries and/or the figures of the model as it is now, at ``step``. The figures are
-        drawn in a background thread; ``wait``: until every figure asked for so far is written."""
+        """Write the summaries and/or the figures of the model as it is now, at ``step``. The model's state
+        is read now; the summaries are built and written in the background thread. ``wait``: until
+        everything asked for so far is written (otherwise errors of earlier writes are raised here)."""
         figures = figures and self.switches["figures"]
         if summaries or figures:
             if self._values_function is None:
@@ -158,17 +161,31 @@ class ActivationMonitor(keras.callbacks.Callback):
             values = self._values_function(self._sample, self._labels)
             activations = [np.asarray(outputs) for outputs in values["activations"]]
             if summaries:
-                summary_module.write(self._writer, step, self._summaries(activations, values["norms"]))
+                norms = {tag: np.asarray(norm) for tag, norm in values["norms"].items()}
+                self._background.submit(self._write_summaries, step, activations, norms, self._parameters())
                 self._summaries_step = step
             if figures:
-                self._figures.submit(step, activations)
+                self._background.submit(self._write_figures, step, activations)
                 self._figures_step = step
-        self._write_figures(wait)
+        if wait:
+            self._background.wait()
+        else:
+            self._background.check()
+
+    def _write_summaries(self, step, activations, norms, parameters):
+        summary_module.write(self._writer, step, self._summaries(activations, norms, parameters))
         self._writer.flush()
 
-    def _write_figures(self, wait):
-        for step, values in self._figures.finished(wait):
-            summary_module.write(self._writer, step, values)
+    def _write_figures(self, step, activations):
+        summary_module.write(self._writer, step, self._figures.draw(activations))
+        self._writer.flush()
+
+    def _parameters(self):
+        """``{tag: copy of the weight}`` of the monitored layers' trainable weights (``parameters``)."""
+        if not self.switches["parameters"]:
+            return {}
+        return {f"parameters/{layer.name}/{_relative_path(weight, layer)}": weight.numpy()
+                for layer in self.monitored for weight in layer.trainable_weights}
 
     def _graph_values(self, sample, labels):
         """Traced once: ``{"activations": [monitored layer outputs], "norms": {tag: norm}}`` with the
@@ -203,8 +220,9 @@ class ActivationMonitor(keras.callbacks.Callback):
             variable.assign(value)
         return outputs, {id(variable): gradient for variable, gradient in zip(variables, gradients)}
 
-    def _summaries(self, activations, norms):
-        """The summary values of one monitor step, from the monitored outputs and the graph's norms."""
+    def _summaries(self, activations, norms, parameters):
+        """The summary values of one monitor step, from the monitored outputs, the graph's norms and the
+        parameters."""
         values = []
         for layer, outputs in zip(self.monitored, activations):
             prefix = f"activations/{layer.name}/"
@@ -217,15 +235,12 @@ class ActivationMonitor(keras.callbacks.Callback):
                 pictures = activation_image(outputs, self.max_images)
                 pngs = [summary_module.png(picture) for picture in pictures]
                 values.append(summary_module.image(prefix + "image", pngs, *pictures.shape[1:3]))
-        if self.switches["parameters"]:
-            for layer in self.monitored:
-                for weight in layer.trainable_weights:
-                    tag, parameter = f"parameters/{layer.name}/{_relative_path(weight, layer)}", np.asarray(weight)
-                    if parameter.size == 1:
-                        values.append(summary_module.scalar(tag, parameter.reshape(())))
-                    else:
-                        values += [summary_module.histogram(tag, histogram_buckets(parameter)),
-                                   summary_module.scalar(tag + "_norm", np.linalg.norm(parameter.astype(np.float64)))]
+        for tag, parameter in parameters.items():
+            if parameter.size == 1:
+                values.append(summary_module.scalar(tag, parameter.reshape(())))
+            else:
+                values += [summary_module.histogram(tag, histogram_buckets(parameter)),
+                           summary_module.scalar(tag + "_norm", np.linalg.norm(parameter.astype(np.float64)))]
         values += [summary_module.scalar(tag, norm) for tag, norm in norms.items()]
         return values
 

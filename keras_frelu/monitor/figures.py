@@ -16,19 +16,21 @@ Panels, as in shaohua0116/Activation-Visualization-Histogram, with labelled axes
 - ``summary``: the histogram panels of every layer side by side, their visualization panels below.
 
 Each layer's figures are built once and then updated in place: building matplotlib figures and axes costs
-about as much as drawing them. Even so a set of figures takes about 0.1 s of CPU per monitored layer, the
-monitor's most expensive output, so ``BackgroundFigures`` draws the sets in a thread of their own while
-training goes on.
+about as much as drawing them. Their frames (axes labels, legend, the visualization's ticks) are drawn once;
+later sets draw only what changes over a copy of the frame (``_Panel``). Even so figures are the monitor's
+most expensive output (about 40 ms of CPU per monitored layer and set, bench/RESULTS.md); the monitor draws
+them in its background thread (``keras_frelu.monitor.background``) while training goes on. The figures
+are only ever touched by that thread.
 """
 
-import collections
 import math
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import ScaledTranslation
 
 with warnings.catch_warnings():  # tfplot 0.3.2 compares versions with distutils' deprecated LooseVersion
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -44,72 +46,32 @@ PANEL_INCHES = (4.0, 3.2)  # (width, height) of one panel
 SUMMARY_COLUMNS = 6  # layers per row of the summary
 # Fixed margins: matplotlib's automatic layouts would double the drawing time. The visualization panel
 # leaves room on the right for its colour bar's labels.
-MARGINS = {"left": 0.15, "right": 0.96, "bottom": 0.14, "top": 0.91}
-VISUALIZATION_MARGINS = {**MARGINS, "right": 0.86}
+MARGINS = {"left": 0.17, "right": 0.96, "bottom": 0.16, "top": 0.91}
+VISUALIZATION_MARGINS = {**MARGINS, "right": 0.84}
+# Points between an axis and its label's near edge, clear of the tick labels (5 characters on the y axes)
+XLABEL_OFFSET, YLABEL_OFFSET = 20, 28
 TICKS = 5  # at most this many ticks per axis: text is most of the drawing time
+TICK_LABEL_SIZE = "small"
 
 
-class BackgroundFigures:
-    """Draws sets of figures (every layer's two panels and the summary) in one background thread.
-
-    Matplotlib runs while TensorFlow trains: on a small network, where a training step leaves a core idle,
-    the figures cost training little (bench/monitor_overhead.py). The panels are only ever touched by
-    that thread, and sets are drawn in the order submitted, from the arrays handed over (not shared with
-    training). ``finished`` hands back the drawn sets, as summary values, for the caller to write.
-    """
+class FigureSets:
+    """Sets of figures: every layer's two panels and the summary, as summary values to write."""
 
     def __init__(self, layer_names):
-        self._panels = {name: LayerPanels(name) for name in layer_names}
-        self._pending = collections.deque()  # (step, future), oldest first
-        self._executor = None
-        self._prepared = False
+        self.layer_names = list(layer_names)
+        self._panels = Panels()
 
-    def prepare(self, output_shapes):
-        """Build every layer's figures and draw them once, in the thread, from zeros of the layers' output
-        shapes (batch axis first): building and the first drawing (font caches) cost about as much as two
-        later sets, better spent while training runs than in the first real set, which may be the last
-        one, waited for at the end of training. Layers with unknown dimensions are built later. Only the
-        first call does anything."""
-        if self._prepared:
-            return
-        self._prepared = True
+    def prepare(self):
+        """Build the figures and draw their frames: that costs about as much as a set, better spent while
+        training runs than in the first set, which may be the last one, waited for at the end of
+        training."""
+        self._panels.render("", np.zeros((1, 1), dtype=np.float32))
 
-        def build():
-            for panels, shape in zip(self._panels.values(), output_shapes):
-                if None not in shape[1:]:
-                    panels.render(np.zeros((1, *shape[1:]), dtype=np.float32))
-
-        self._start()
-        self._executor.submit(build)
-
-    def submit(self, step, arrays):
-        """Queue the set of ``arrays`` (one per layer, sample axis first) for ``step``."""
-        self._start()
-        self._pending.append((step, self._executor.submit(self._draw, arrays)))
-
-    def _start(self):
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activation-figures")
-
-    @property
-    def pending(self):
-        """Whether a submitted set has not been handed back by ``finished`` yet."""
-        return bool(self._pending)
-
-    def finished(self, wait=False):
-        """``(step, summary values)`` of the sets drawn so far, oldest first; ``wait``: of every set
-        submitted, after which the thread ends (a later ``submit`` starts a new one)."""
-        while self._pending and (wait or self._pending[0][1].done()):
-            step, future = self._pending.popleft()
-            yield step, future.result()
-        if wait and self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
-
-    def _draw(self, arrays):
+    def draw(self, arrays):
+        """The summary values of one set, from ``arrays`` (one per layer, sample axis first)."""
         values, visualizations, histograms = [], [], []
-        for (name, panels), activations in zip(self._panels.items(), arrays):
-            visualization, histogram = panels.render(activations)
+        for name, activations in zip(self.layer_names, arrays):
+            visualization, histogram = self._panels.render(name, activations)
             values += [_picture(f"activations/{name}/visualization", visualization),
                        _picture(f"activations/{name}/histogram", histogram)]
             visualizations.append(visualization)
@@ -122,21 +84,20 @@ def _picture(tag, rgb):
     return summaries.image(tag, [summaries.png(rgb)], *rgb.shape[:2])
 
 
-class LayerPanels:
-    """The ``visualization`` and ``histogram`` panels of one layer."""
+class Panels:
+    """The ``visualization`` and ``histogram`` panels: one figure of each kind paints every layer in turn
+    (building figures costs as much as drawing them a few times)."""
 
-    def __init__(self, layer_name):
-        self.layer_name = layer_name
+    def __init__(self):
         self._visualization = self._histogram = None
 
-    def render(self, values):
-        """``(visualization, histogram)`` uint8 RGB pictures of ``values`` (sample axis first)."""
+    def render(self, layer_name, values):
+        """``(visualization, histogram)`` uint8 RGB pictures of the layer's ``values`` (sample axis first)."""
         if self._visualization is None:
-            self._visualization = _VisualizationPanel(self.layer_name, values[0])
-            self._histogram = _HistogramPanel(self.layer_name)
-        self._visualization.update(values[0])
-        self._histogram.update(values)
-        return to_rgb(self._visualization.figure), to_rgb(self._histogram.figure)
+            self._visualization, self._histogram = _VisualizationPanel(), _HistogramPanel()
+        self._visualization.update(layer_name, values[0])
+        self._histogram.update(layer_name, values)
+        return self._visualization.to_rgb(), self._histogram.to_rgb()
 
 
 def side_by_side(top_row, bottom_row):
@@ -154,62 +115,131 @@ def side_by_side(top_row, bottom_row):
     return picture
 
 
-def to_rgb(figure):
-    """The rendered figure as a uint8 ``(height, width, 3)`` array."""
-    return tfplot.figure.to_array(figure)[..., :3]
+class _Panel:
+    """A one-axes figure drawn in two layers (matplotlib's blitting): ``tfplot.figure.to_array`` renders
+    the frame once in full, everything but the artists registered with ``changing``; then each
+    ``to_rgb`` copies that frame into an Agg canvas and draws only the changing artists over it, in the
+    order registered. ``keep_on_top`` names frame artists (a legend) that changing ones must not cover:
+    their pixels are copied back from the frame last. The frame must not change after the first
+    ``to_rgb``.
+
+    Title and axis labels sit at fixed positions: matplotlib would otherwise measure every tick label at
+    each drawing to place them, a quarter of the drawing time.
+    """
+
+    def __init__(self, margins, tick_locators):
+        self.figure = Figure(figsize=PANEL_INCHES, dpi=DPI)
+        self.figure.subplots_adjust(**margins)
+        self.axes = self.figure.add_subplot()
+        self.axes.tick_params(labelsize=TICK_LABEL_SIZE)
+        self.axes.xaxis.set_major_locator(tick_locators[0])
+        self.axes.yaxis.set_major_locator(tick_locators[1])
+        _place_label(self.axes.xaxis, 0.5, 0.0, 0, -XLABEL_OFFSET)
+        _place_label(self.axes.yaxis, 0.0, 0.5, -YLABEL_OFFSET, 0)
+        self._changing, self._kept = [], []
+        self._frame = self._canvas = None
+        self._kept_boxes = []
+
+    def set_title(self, text):
+        self.axes.set_title(text, fontsize="medium", y=1.0)
+
+    def changing(self, *artists):
+        """Register artists redrawn at every ``to_rgb`` (drawn in this order, after the frame)."""
+        for artist in artists:
+            artist.set_animated(True)
+        self._changing += artists
+
+    def keep_on_top(self, *artists):
+        self._kept += artists
+
+    def to_rgb(self):
+        """The figure as it is now, a uint8 ``(height, width, 3)`` array."""
+        if self._frame is None:
+            self._frame = tfplot.figure.to_array(self.figure)
+            self._canvas = FigureCanvasAgg(self.figure)
+            renderer = self._canvas.get_renderer()
+            self._kept_boxes = [_pixel_slices(artist.get_window_extent(renderer), self._frame.shape[0])
+                                for artist in self._kept]
+        renderer = self._canvas.get_renderer()
+        pixels = np.asarray(renderer.buffer_rgba())
+        pixels[...] = self._frame
+        for artist in self._changing:
+            artist.draw(renderer)
+        for box in self._kept_boxes:
+            pixels[box] = self._frame[box]
+        return pixels[..., :3].copy()
 
 
-def _panel(margins):
-    figure = Figure(figsize=PANEL_INCHES, dpi=DPI)
-    figure.subplots_adjust(**margins)
-    axes = figure.add_subplot()
-    for axis in (axes.xaxis, axes.yaxis):
-        axis.set_major_locator(MaxNLocator(TICKS))
-    return figure, axes
+def _place_label(axis, x, y, right, up):
+    """Put the axis label at ``(x, y)`` in axes coordinates moved by ``(right, up)`` points."""
+    axes = axis.axes
+    axis.set_label_coords(x, y, axes.transAxes + ScaledTranslation(right / 72, up / 72,
+                                                                     axes.figure.dpi_scale_trans))
 
 
-class _VisualizationPanel:
-    def __init__(self, layer_name, sample_values):
-        self.figure, axes = _panel(VISUALIZATION_MARGINS)
-        self.size = int(np.size(sample_values))
-        self.rows, self.columns = grid_shape(self.size)
-        self.image = axes.imshow(np.zeros((self.rows, self.columns)), cmap=COLORMAP, interpolation="nearest")
-        self.figure.colorbar(self.image, ax=axes, label="activation", ticks=MaxNLocator(TICKS))
-        axes.set_title(f"{layer_name}: sample 0, {_shape_text(np.shape(sample_values))}", fontsize="medium")
-        axes.set_xlabel(f"unit mod {self.columns}")
-        axes.set_ylabel(f"unit // {self.columns}")
+def _pixel_slices(box, height):
+    """Row and column slices of the pixels covered by a display-space box (origin bottom left)."""
+    rows = slice(max(int(height - box.y1) - 1, 0), int(math.ceil(height - box.y0)) + 1)
+    return rows, slice(max(int(box.x0) - 1, 0), int(math.ceil(box.x1)) + 1)
 
-    def update(self, sample_values):
-        grid = np.full(self.rows * self.columns, np.nan, dtype=np.float32)
-        grid[:self.size] = np.ravel(sample_values)
-        self.image.set_data(grid.reshape(self.rows, self.columns))
+
+class _VisualizationPanel(_Panel):
+    def __init__(self):
+        super().__init__(VISUALIZATION_MARGINS, [MaxNLocator(TICKS, integer=True) for _ in range(2)])
+        axes = self.axes
+        self.image = axes.imshow(np.zeros((1, 1)), cmap=COLORMAP, interpolation="nearest")
+        colorbar = self.figure.colorbar(self.image, ax=axes, label="activation", ticks=MaxNLocator(TICKS))
+        colorbar.ax.tick_params(labelsize=TICK_LABEL_SIZE)
+        _place_label(colorbar.ax.yaxis, 1.0, 0.5, YLABEL_OFFSET, 0)
+        # The grid's shape sets the image axes' box (square cells) and ticks; the colour bar's gradient
+        # and outline do not change with its limits, only its ticks. The image covers half of the spines.
+        self.changing(self.image, *axes.spines.values(), axes.xaxis, axes.yaxis, axes.title,
+                      colorbar.ax.yaxis)
+
+    def update(self, layer_name, sample_values):
+        size = int(np.size(sample_values))
+        rows, columns = grid_shape(size)
+        grid = np.full(rows * columns, np.nan, dtype=np.float32)  # NaN cells are left blank
+        grid[:size] = np.ravel(sample_values)
+        self.image.set_data(grid.reshape(rows, columns))
+        self.image.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))
+        self.axes.set_xlim(-0.5, columns - 0.5)
+        self.axes.set_ylim(rows - 0.5, -0.5)
+        self.axes.apply_aspect()
         finite = grid[np.isfinite(grid)]
         self.image.set_clim(*((finite.min(), finite.max()) if finite.size else (0.0, 1.0)))
+        self.set_title(f"{layer_name}: sample 0, {_shape_text(np.shape(sample_values))}")
+        self.axes.set_xlabel(f"unit mod {columns}")
+        self.axes.set_ylabel(f"unit // {columns}")
 
 
-class _HistogramPanel:
-    def __init__(self, layer_name):
-        self.layer_name = layer_name
-        self.figure, self.axes = _panel(MARGINS)
+class _HistogramPanel(_Panel):
+    def __init__(self):
+        super().__init__(MARGINS, [MaxNLocator(TICKS) for _ in range(2)])
         axes = self.axes
-        self.bars = axes.stairs(np.zeros(BINS), np.arange(BINS + 1.0), fill=True, alpha=0.6, label="activations")
         self.spread = axes.axvspan(-1.0, 1.0, color="tab:orange", alpha=0.15, label="mean \u00b1 1 std")
+        self.bars = axes.stairs(np.zeros(BINS), np.arange(BINS + 1.0), fill=True, alpha=0.6, label="activations")
         self.mean = axes.axvline(0.0, color="tab:orange", linewidth=1.5, label="mean")
         (self.normal,) = axes.plot([], [], color="black", linestyle="--", linewidth=1.0, label="N(0, 1) density")
-        self.legend = axes.legend(fontsize="x-small", loc="upper right")
+        legend = axes.legend(handles=[self.bars, self.spread, self.mean, self.normal], fontsize="x-small",
+                             loc="upper right")
         self.cut_bin = axes.text(0.0, 0.97, "", transform=axes.get_xaxis_transform(), ha="left", va="top",
                                  fontsize="small")
         self.no_data = axes.text(0.5, 0.5, "no finite values", transform=axes.transAxes, ha="center",
                                  va="center")
-        axes.set_xlabel("activation value")
         axes.set_ylabel("density")
+        # Drawn in matplotlib's usual order: patches, ticks, lines, spines, texts; the legend stays on top.
+        self.changing(self.spread, self.bars, axes.xaxis, axes.yaxis, self.mean, self.normal,
+                      *axes.spines.values(), axes.title, self.cut_bin, self.no_data)
+        self.keep_on_top(legend)
 
-    def update(self, values):
+    def update(self, layer_name, values):
         flat = np.asarray(values, dtype=np.float64).ravel()
         flat = flat[np.isfinite(flat)]
         self._show(bool(flat.size))
         if not flat.size:  # a diverged model: say so instead of failing
-            self.axes.set_title(self.layer_name, fontsize="medium")
+            self.set_title(layer_name)
+            self.axes.set_xlabel("activation value")
             return
         mean, std = flat.mean(), flat.std()
         low, high = flat.min(), flat.max()
@@ -220,13 +250,12 @@ class _HistogramPanel:
         self.spread.set_x(mean - std)
         self.spread.set_width(2 * std)
         self.mean.set_xdata([mean, mean])
-        self.legend.get_texts()[2].set_text(f"mean {mean:.3g}, std {std:.3g}")
         x = np.linspace(low, high, 200)
         self.normal.set_data(x, NORMAL_PEAK * np.exp(-0.5 * x ** 2))
         self.axes.set_xlim(low, high)
         self.axes.set_ylim(0.0, self._top(density, edges))
-        self.axes.set_title(f"{self.layer_name}: {np.mean(flat == 0):.0%} zero, {np.mean(flat < 0):.0%} negative",
-                            fontsize="medium")
+        self.axes.set_xlabel(f"activation value (mean {mean:.3g}, std {std:.3g})")
+        self.set_title(f"{layer_name}: {np.mean(flat == 0):.0%} zero, {np.mean(flat < 0):.0%} negative")
 
     def _top(self, density, edges):
         """The y limit; a bin more than twice as tall as everything else is cut and labelled."""
@@ -241,7 +270,7 @@ class _HistogramPanel:
         return ceiling
 
     def _show(self, has_data):
-        for artist in (self.bars, self.spread, self.mean, self.normal, self.legend):
+        for artist in (self.bars, self.spread, self.mean, self.normal):
             artist.set_visible(has_data)
         self.no_data.set_visible(not has_data)
         if not has_data:
@@ -249,4 +278,5 @@ class _HistogramPanel:
 
 
 def _shape_text(shape):
-    return "\u00d7".join(map(str, shape)) + (f" = {math.prod(shape)} units" if len(shape) > 1 else " units")
+    """``8\u00d78\u00d732`` for maps, ``256 units`` for a vector: short enough for the panel's title."""
+    return "\u00d7".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} units"

@@ -38,8 +38,9 @@ def image(tag, pngs, height, width):
 
 
 def png(rgb):
-    """PNG bytes of a uint8 ``(height, width, 3)`` picture."""
-    return tf.io.encode_png(rgb).numpy()
+    """PNG bytes of a uint8 ``(height, width, 3)`` picture; zlib level 1 takes half the time of the default
+    level for files of about the same size (these pictures have large flat areas)."""
+    return tf.io.encode_png(rgb, compression=1).numpy()
 
 
 def write(writer, step, values):
