@@ -51,9 +51,9 @@ class ActivationMonitor(keras.callbacks.Callback):
     A final set (figures included) is written at the end of training unless the last step already has
     one, so short runs get one too.
 
-    Cost: the hooks run one TensorFlow graph (the forward pass and the gradients; traced at the first
-    monitor step, a fraction of a second, then a few milliseconds for the reference network) and copy the
-    parameters; everything else runs in a background thread (``keras_frelu.monitor.background``) while
+    Cost: the hooks run one TensorFlow graph (the forward pass and the gradients; traced in the background
+    at the start of training, then a few milliseconds per monitor step for the reference network) and
+    copy the parameters; everything else runs in a background thread (``keras_frelu.monitor.background``) while
     training goes on: statistics, histograms and images in NumPy on the 16-sample outputs, one event with
     every summary (``keras_frelu.monitor.summaries``), and the matplotlib figures, about 40 ms of CPU per
     monitored layer each time, hence their own, ten times longer, default interval. The end of training
@@ -126,6 +126,11 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._step = int(self.model.optimizer.iterations.numpy())
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
+        if self._values_function is None:
+            # Traced in the background while the first steps train: tracing the forward and backward
+            # graph takes a fraction of a second, as long as dozens of steps of a small model.
+            self._background.submit(self._traced_values_function().get_concrete_function, self._sample,
+                                    self._labels)
         if self.switches["figures"] and not self._figures_prepared:
             self._figures_prepared = True
             self._background.submit(self._figures.prepare)
@@ -154,11 +159,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         everything asked for so far is written (otherwise errors of earlier writes are raised here)."""
         figures = figures and self.switches["figures"]
         if summaries or figures:
-            if self._values_function is None:
-                # One graph for the forward pass and the gradients: run eagerly they would cost more than
-                # the 100 training steps between two monitor steps of a small model.
-                self._values_function = tf.function(self._graph_values, autograph=False)
-            values = self._values_function(self._sample, self._labels)
+            values = self._traced_values_function()(self._sample, self._labels)
             activations = [np.asarray(outputs) for outputs in values["activations"]]
             if summaries:
                 norms = {tag: np.asarray(norm) for tag, norm in values["norms"].items()}
@@ -171,6 +172,13 @@ class ActivationMonitor(keras.callbacks.Callback):
             self._background.wait()
         else:
             self._background.check()
+
+    def _traced_values_function(self):
+        """``_graph_values`` as one graph for the forward pass and the gradients: run eagerly they would
+        cost more than the 100 training steps between two monitor steps of a small model."""
+        if self._values_function is None:
+            self._values_function = tf.function(self._graph_values, autograph=False)
+        return self._values_function
 
     def _write_summaries(self, step, activations, norms, parameters):
         summary_module.write(self._writer, step, self._summaries(activations, norms, parameters))
