@@ -47,10 +47,12 @@ SUMMARY_COLUMNS = 6  # layers per row of the summary
 # Fixed margins: matplotlib's automatic layouts would double the drawing time. The visualization panel
 # leaves room on the right for its colour bar's labels.
 MARGINS = {"left": 0.17, "right": 0.96, "bottom": 0.16, "top": 0.91}
-VISUALIZATION_MARGINS = {**MARGINS, "right": 0.84}
-# Points between an axis and its label's near edge, clear of the tick labels (5 characters on the y axes)
-XLABEL_OFFSET, YLABEL_OFFSET = 20, 28
+VISUALIZATION_MARGINS = {**MARGINS, "right": 0.82}
+# Points between an axis and its label's near edge, clear of the tick labels (5 characters, such as
+# "-0.25", on the y axes and the colour bar)
+XLABEL_OFFSET, YLABEL_OFFSET, COLORBAR_LABEL_OFFSET = 20, 28, 36
 TICKS = 5  # at most this many ticks per axis: text is most of the drawing time
+POWER_LIMITS = (-2, 4)  # tick values outside 1e-2 ... 1e4 are written as multiples of a power of 10
 TICK_LABEL_SIZE = "small"
 
 
@@ -132,6 +134,9 @@ class _Panel:
         self.figure.subplots_adjust(**margins)
         self.axes = self.figure.add_subplot()
         self.axes.tick_params(labelsize=TICK_LABEL_SIZE)
+        # Tick labels of at most 5 characters (the labels' offsets assume it): a common factor such as
+        # 1e-4 goes to the end of the axis
+        self.axes.ticklabel_format(style="sci", scilimits=POWER_LIMITS)
         self.axes.xaxis.set_major_locator(tick_locators[0])
         self.axes.yaxis.set_major_locator(tick_locators[1])
         _place_label(self.axes.xaxis, 0.5, 0.0, 0, -XLABEL_OFFSET)
@@ -190,7 +195,8 @@ class _VisualizationPanel(_Panel):
         self.image = axes.imshow(np.zeros((1, 1)), cmap=COLORMAP, interpolation="nearest")
         colorbar = self.figure.colorbar(self.image, ax=axes, label="activation", ticks=MaxNLocator(TICKS))
         colorbar.ax.tick_params(labelsize=TICK_LABEL_SIZE)
-        _place_label(colorbar.ax.yaxis, 1.0, 0.5, YLABEL_OFFSET, 0)
+        colorbar.formatter.set_powerlimits(POWER_LIMITS)
+        _place_label(colorbar.ax.yaxis, 1.0, 0.5, COLORBAR_LABEL_OFFSET, 0)
         # The grid's shape sets the image axes' box (square cells) and ticks; the colour bar's gradient
         # and outline do not change with its limits, only its ticks. The image covers half of the spines.
         self.changing(self.image, *axes.spines.values(), axes.xaxis, axes.yaxis, axes.title,
@@ -254,17 +260,19 @@ class _HistogramPanel(_Panel):
         self.normal.set_data(x, NORMAL_PEAK * np.exp(-0.5 * x ** 2))
         self.axes.set_xlim(low, high)
         self.axes.set_ylim(0.0, self._top(density, edges))
-        self.axes.set_xlabel(f"activation value (mean {mean:.3g}, std {std:.3g})")
+        self.axes.set_xlabel(f"activation value (mean {_number(mean)}, std {_number(std)})")
         self.set_title(f"{layer_name}: {np.mean(flat == 0):.0%} zero, {np.mean(flat < 0):.0%} negative")
 
     def _top(self, density, edges):
-        """The y limit; a bin more than twice as tall as everything else is cut and labelled."""
-        ceiling = max(np.partition(density, -2)[-2], NORMAL_PEAK) * 1.15
+        """The y limit, set by the histogram alone (the N(0, 1) curve runs off the top when the layer's
+        values are spread far wider); a bin more than twice as tall as all others (ReLU's exact zeros) is
+        cut and labelled."""
+        ceiling = np.partition(density, -2)[-2] * 1.15
         tallest = int(np.argmax(density))
-        cut = density[tallest] > 2 * ceiling
+        cut = 0 < 2 * ceiling < density[tallest]
         self.cut_bin.set_visible(cut)
         if not cut:
-            return max(density[tallest], NORMAL_PEAK) * 1.05
+            return density[tallest] * 1.05
         self.cut_bin.set_x(edges[tallest])
         self.cut_bin.set_text(f"\u2191 {density[tallest]:.3g}")
         return ceiling
@@ -280,3 +288,8 @@ class _HistogramPanel(_Panel):
 def _shape_text(shape):
     """``8\u00d78\u00d732`` for maps, ``256 units`` for a vector: short enough for the panel's title."""
     return "\u00d7".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]} units"
+
+
+def _number(value):
+    """Three significant digits, exponents without padding: ``-0.00156``, ``1.98e5``."""
+    return f"{value:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
