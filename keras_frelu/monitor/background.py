@@ -10,9 +10,9 @@ class BackgroundThread:
 
     The monitor's hooks only capture the model's state (activations of the sample, weights, norms) and
     queue the rest here: statistics, histograms, images, the matplotlib figures and the event file
-    writes. A training step leaves the GIL free most of the time (TensorFlow runs without it) and a core
-    idle on small networks, so this work costs training far less here than in the hooks
-    (bench/monitor_overhead.py). Errors of a job are raised by the next ``check`` or ``wait``.
+    writes. There it overlaps with training (TensorFlow runs its steps without the GIL) instead of
+    stopping it, though it still competes for the cores and the GIL (bench/RESULTS.md). Errors of a job
+    are raised by the next ``check`` or ``wait``.
     """
 
     def __init__(self):

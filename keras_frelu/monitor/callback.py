@@ -51,14 +51,14 @@ class ActivationMonitor(keras.callbacks.Callback):
     A final set (figures included) is written at the end of training unless the last step already has
     one, so short runs get one too.
 
-    Cost: the hooks run one TensorFlow graph (the forward pass and the gradients; traced in the background
-    at the start of training, then a few milliseconds per monitor step for the reference network) and
-    copy the parameters; everything else runs in a background thread (``keras_frelu.monitor.background``) while
-    training goes on: statistics, histograms and images in NumPy on the 16-sample outputs, one event with
-    every summary (``keras_frelu.monitor.summaries``), and the matplotlib figures, about 40 ms of CPU per
-    monitored layer each time, hence their own, ten times longer, default interval. The end of training
-    (and ``write``) waits until everything is written. ``bench/monitor_overhead.py`` measures the whole
-    (bench/RESULTS.md).
+    Cost: the hooks run one TensorFlow graph (the forward pass and the gradients; traced in the
+    background at the start of training, then a few milliseconds per monitor step for the reference
+    network) and copy the parameters; everything else runs in a background thread
+    (``keras_frelu.monitor.background``) while training goes on: statistics, histograms and images in
+    NumPy on the 16-sample outputs, one event with every summary (``keras_frelu.monitor.summaries``), and
+    the matplotlib figures, about 40 ms of CPU per monitored layer each time, hence their own, ten times
+    longer, default interval. The end of training (and ``write``) waits until everything is written.
+    ``bench/monitor_overhead.py`` measures the whole (bench/RESULTS.md).
 
     Args:
         log_dir: folder for the event files (created if missing).
@@ -106,7 +106,6 @@ class ActivationMonitor(keras.callbacks.Callback):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
         self._figures = panels.FigureSets([layer.name for layer in self.monitored])
-        self._figures_prepared = False
         self._values_function = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
@@ -131,8 +130,7 @@ class ActivationMonitor(keras.callbacks.Callback):
             # graph takes a fraction of a second, as long as dozens of steps of a small model.
             self._background.submit(self._traced_values_function().get_concrete_function, self._sample,
                                     self._labels)
-        if self.switches["figures"] and not self._figures_prepared:
-            self._figures_prepared = True
+        if self.switches["figures"]:
             self._background.submit(self._figures.prepare)
 
     def on_epoch_begin(self, epoch, logs=None):

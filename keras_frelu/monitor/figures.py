@@ -15,12 +15,12 @@ Panels, as in shaohua0116/Activation-Visualization-Histogram, with labelled axes
   zeros) is cut at the top and its height written on it, so it does not flatten the others;
 - ``summary``: the histogram panels of every layer side by side, their visualization panels below.
 
-Each layer's figures are built once and then updated in place: building matplotlib figures and axes costs
-about as much as drawing them. Their frames (axes labels, legend, the visualization's ticks) are drawn once;
-later sets draw only what changes over a copy of the frame (``_Panel``). Even so figures are the monitor's
-most expensive output (about 40 ms of CPU per monitored layer and set, bench/RESULTS.md); the monitor draws
-them in its background thread (``keras_frelu.monitor.background``) while training goes on. The figures
-are only ever touched by that thread.
+One figure of each kind is built once and paints every layer in turn: building matplotlib figures and
+axes costs about as much as drawing them. Its frame (legend, y label, colour bar gradient) is drawn once,
+by tfplot; each picture then draws only what changes over a copy of the frame (``_Panel``). Even so
+figures are the monitor's most expensive output (about 40 ms of CPU per monitored layer and set,
+bench/RESULTS.md); the monitor draws them in its background thread (``keras_frelu.monitor.background``)
+while training goes on. The figures are only ever touched by that thread.
 """
 
 import math
@@ -64,10 +64,11 @@ class FigureSets:
         self._panels = Panels()
 
     def prepare(self):
-        """Build the figures and draw their frames: that costs about as much as a set, better spent while
-        training runs than in the first set, which may be the last one, waited for at the end of
-        training."""
-        self._panels.render("", np.zeros((1, 1), dtype=np.float32))
+        """Build the figures and draw their frames, unless done: that costs about as much as a set, better
+        spent while training runs than in the first set, which may be the last one, waited for at the end
+        of training."""
+        if not self._panels.built:
+            self._panels.render("", np.zeros((1, 1), dtype=np.float32))
 
     def draw(self, arrays):
         """The summary values of one set, from ``arrays`` (one per layer, sample axis first)."""
@@ -93,9 +94,13 @@ class Panels:
     def __init__(self):
         self._visualization = self._histogram = None
 
+    @property
+    def built(self):
+        return self._visualization is not None
+
     def render(self, layer_name, values):
         """``(visualization, histogram)`` uint8 RGB pictures of the layer's ``values`` (sample axis first)."""
-        if self._visualization is None:
+        if not self.built:
             self._visualization, self._histogram = _VisualizationPanel(), _HistogramPanel()
         self._visualization.update(layer_name, values[0])
         self._histogram.update(layer_name, values)
