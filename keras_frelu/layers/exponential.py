@@ -84,4 +84,6 @@ class PELU(ActivationLayer):
 
     def call(self, inputs):
         # a * elu(x / b) is (a / b) x for x >= 0 and a (exp(x / b) - 1) below: both branches at once.
-        return self.a * ops.elu(inputs / self.b)
+        # Multiplying by 1 / b (a scalar) rather than dividing the tensor by b saves the division's
+        # tensor-sized gradient terms: forward + backward 8 - 18% faster (bench/RESULTS.md).
+        return ops.elu(inputs * (1.0 / self.b)) * self.a
