@@ -148,7 +148,6 @@ class _Panel:
         _place_label(self.axes.yaxis, 0.0, 0.5, -YLABEL_OFFSET, 0)
         self._changing, self._kept = [], []
         self._frame = self._canvas = None
-        self._kept_boxes = []
 
     def set_title(self, text):
         self.axes.set_title(text, fontsize="medium", y=1.0)
@@ -279,7 +278,7 @@ class _HistogramPanel(_Panel):
         if not cut:
             return density[tallest] * 1.05
         self.cut_bin.set_x(edges[tallest])
-        self.cut_bin.set_text(f"\u2191 {density[tallest]:.3g}")
+        self.cut_bin.set_text(f"\u2191 {_number(density[tallest])}")
         return ceiling
 
     def _show(self, has_data):
