@@ -24,31 +24,46 @@ def depthwise_conv(inputs, kernel):
 
 
 @ops.custom_gradient
-def normalize_with_batch_statistics(z, mean, inv_std, scale, shift):
-    """Batch norm in training, ``z * scale + shift``, with the closed-form batch-norm gradient for ``z``.
+def funnel_max(x, means, inv_stds, scales, shifts, *branches):
+    """Training-mode Funnel ReLU after the depthwise convolutions: ``max(x, T)`` with the condition
+    ``T = sum_i z_i * scale_i + shift_i``, the batch norms of the branches ``z_i``, and a backward pass
+    written out for the whole.
 
-    ``mean`` and ``inv_std = 1 / sqrt(variance + epsilon)`` are the batch statistics of ``z`` over every
-    axis but the last, computed by the caller without gradient, and ``scale = gamma * inv_std``,
-    ``shift = beta - mean * scale``. The gradient for ``z`` includes the statistics' dependence on ``z``
-    analytically (as fused batch-norm kernels do), which takes far fewer tensor-sized operations than
-    differentiating through the moments; ``gamma`` and ``beta`` get theirs through ``scale`` and
-    ``shift``. Per-channel values are float32; ``z`` may be float16.
+    ``means``, ``inv_stds = 1 / sqrt(variance + epsilon)``, ``scales = gamma * inv_std`` and ``shifts = beta -
+    mean * scale`` are ``(branches, channels)`` float32: the batch statistics of each ``z_i`` over every
+    axis but the last, computed by the caller without gradient, and the per-channel factors. The gradient
+    of each ``z_i`` includes the statistics' dependence on ``z_i`` analytically (as fused batch-norm kernels
+    do), which takes far fewer tensor-sized operations than differentiating through the moments, and the
+    max's routing is one select shared by the branches; ``gamma`` and ``beta`` get theirs through
+    ``scales`` and ``shifts``. ``x`` and the ``z_i`` may be float16.
     """
-    outputs = z * ops.cast(scale, z.dtype) + ops.cast(shift, z.dtype)
+    condition = None
+    for index, z in enumerate(branches):
+        normalized = z * ops.cast(scales[index], z.dtype) + ops.cast(shifts[index], z.dtype)
+        condition = normalized if condition is None else condition + normalized
+    outputs = ops.maximum(x, condition)
 
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
-        axes = tuple(range(len(z.shape) - 1))
-        count = ops.cast(ops.size(z) // z.shape[-1], "float32")
-        g32, z32 = ops.cast(upstream, "float32"), ops.cast(z, "float32")
-        grad_shift = ops.sum(g32, axis=axes)
-        grad_scale = ops.sum(g32 * z32, axis=axes)
-        mean_g_z_hat = inv_std * (grad_scale - mean * grad_shift) / count  # z_hat = (z - mean) * inv_std
-        # dz = scale * (g - mean(g) - z_hat * mean(g * z_hat)) = g * scale + z * b + c
-        b = -scale * inv_std * mean_g_z_hat
-        c = -scale * grad_shift / count - b * mean
-        grad_z = upstream * ops.cast(scale, z.dtype) + (z * ops.cast(b, z.dtype) + ops.cast(c, z.dtype))
-        return grad_z, ops.zeros_like(mean), ops.zeros_like(inv_std), grad_scale, grad_shift
+        to_condition = ops.where(x >= condition, ops.zeros((), upstream.dtype), upstream)  # x wins ties
+        axes = tuple(range(len(x.shape) - 1))
+        count = ops.cast(ops.size(x) // x.shape[-1], "float32")
+        to_condition32 = ops.cast(to_condition, "float32")  # per-channel sums in float32
+        grad_shift = ops.sum(to_condition32, axis=axes)
+        grad_scales, grad_branches = [], []
+        for index, z in enumerate(branches):
+            mean, inv_std, scale = means[index], inv_stds[index], scales[index]
+            grad_scale = ops.sum(to_condition32 * ops.cast(z, "float32"), axis=axes)
+            mean_g_z_hat = inv_std * (grad_scale - mean * grad_shift) / count  # z_hat = (z - mean) * inv_std
+            # dz = scale * (g - mean(g) - z_hat * mean(g * z_hat)) = g * scale + z * b + c
+            b = -scale * inv_std * mean_g_z_hat
+            c = -scale * grad_shift / count - b * mean
+            grad_branches.append(to_condition * ops.cast(scale, z.dtype)
+                                 + (z * ops.cast(b, z.dtype) + ops.cast(c, z.dtype)))
+            grad_scales.append(grad_scale)
+        grad_shifts = ops.broadcast_to(grad_shift, ops.shape(shifts))
+        return (upstream - to_condition, ops.zeros_like(means), ops.zeros_like(inv_stds), ops.stack(grad_scales),
+                grad_shifts, *grad_branches)
 
     return outputs, grad
 
@@ -59,7 +74,7 @@ class FunnelCondition(ActivationLayer):
     Subclasses choose the windows (``windows(spatial_rank)``) and whether the convolutions have a bias.
     Each batch norm is that of ``keras.layers.BatchNormalization`` (batch statistics and a moving-average
     update in training when the layer is trainable, moving statistics otherwise; statistics in float32),
-    written out here so that its backward pass can be the closed form above, and folded into the
+    written out here so that its backward pass can be the closed form of ``funnel_max``, and folded into the
     convolution in inference (``folded_condition``).
     """
 
@@ -114,14 +129,14 @@ class FunnelCondition(ActivationLayer):
             for kernel in kernels:
                 condition = condition + depthwise_conv(inputs, ops.cast(kernel, inputs.dtype))
             return ops.maximum(inputs, condition)
-        condition = None
+        branches = []
         for index, kernel in enumerate(self.kernels):
             funnel = depthwise_conv(inputs, kernel)
             if self.use_bias:
                 funnel = funnel + self.biases[index]
-            funnel = self.batch_norm(funnel, index)
-            condition = funnel if condition is None else condition + funnel
-        return ops.maximum(inputs, condition)
+            branches.append(funnel)
+        statistics = [self.batch_statistics(funnel, index) for index, funnel in enumerate(branches)]
+        return funnel_max(inputs, *map(ops.stack, zip(*statistics)), *branches)
 
     def folded_condition(self, spatial_rank):
         """The inference condition as depthwise kernels and one bias: ``(kernels, bias)``, float32.
@@ -147,9 +162,10 @@ class FunnelCondition(ActivationLayer):
                                    + [(0, 0), (0, 0)]) for kernel in kernels)]
         return kernels, bias
 
-    def batch_norm(self, z, index):
-        """Training-mode batch norm of branch ``index``: batch statistics, moving-average update; statistics
-        and per-channel factors in float32, only the tensor-sized multiply-add in the compute dtype."""
+    def batch_statistics(self, z, index):
+        """Training-mode batch norm of branch ``index`` up to its multiply-add: the batch statistics of ``z``
+        (float32, no gradient), the moving-average update, and ``(mean, inv_std, scale, shift)`` for
+        ``funnel_max``."""
         gamma, beta = self.gammas[index], self.betas[index]
         moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
         axes = tuple(range(len(z.shape) - 1))
@@ -158,7 +174,7 @@ class FunnelCondition(ActivationLayer):
         moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
         inv_std = ops.rsqrt(variance + self.epsilon)
         scale = gamma * inv_std
-        return normalize_with_batch_statistics(z, mean, inv_std, scale, beta - mean * scale)
+        return mean, inv_std, scale, beta - mean * scale
 
 
 @keras.saving.register_keras_serializable(package="keras_frelu")
