@@ -346,6 +346,21 @@ def test_summary_wraps_after_six_layers():
     assert (picture[4:, 3:] == 255).all()  # the empty cells of the second band stay white
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 7, 3), (230, 288, 3)])
+def test_png_decodes_to_the_same_pixels_in_two_independent_decoders(shape):
+    picture = RNG.integers(0, 256, shape, dtype=np.uint8)
+    picture[: shape[0] // 2] = 255  # flat areas as in the panels, and noise
+    blob = summaries.png(picture)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(blob))), picture)
+    np.testing.assert_array_equal(tf.io.decode_png(blob).numpy(), picture)
+
+
+def test_png_refuses_what_is_not_a_uint8_rgb_picture():
+    for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8)):
+        with pytest.raises(ValueError, match="uint8 \\(height, width, 3\\)"):
+            summaries.png(bad)
+
+
 def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
     # The monitor builds its summaries as protos (keras_frelu.monitor.summaries); TensorBoard must see the
     # same plugin, dtype, shape and values as from tf.summary's own ops.
