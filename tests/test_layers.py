@@ -156,6 +156,34 @@ def test_gradients_are_finite_and_reach_every_learnable_weight(name):
             assert np.abs(grad).max() > 1e-6, f"{path} receives no gradient"
 
 
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_gradients_match_numpy_finite_differences(name):
+    """The gradients for x and every weight against central differences of the NumPy formula (float64),
+    along random directions; random inputs, which lie on no kink."""
+    kwargs, formula = REFERENCES[name]
+    x = RNG.normal(0.0, 3.0, (6, 5, CHANNELS)).astype(np.float32)
+    layer, weights = make_layer(name, kwargs, x)
+    cotangent = RNG.normal(size=x.shape)
+    x32 = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x32)
+        loss = tf.reduce_sum(layer(x32) * cotangent.astype(np.float32))
+    keys = sorted(weights)
+    analytic = tape.gradient(loss, [x32] + [getattr(layer, key).value for key in keys])
+    point = {"x": x.astype(np.float64), **{key: value.astype(np.float64) for key, value in weights.items()}}
+
+    def objective(changed, delta, direction):
+        values = {**point, changed: point[changed] + delta * direction}
+        return np.sum(formula(values.pop("x"), values) * cotangent)
+
+    step = 1e-6
+    for key, grad in zip(["x"] + keys, analytic):
+        grad = to_numpy(grad).astype(np.float64)
+        direction = RNG.normal(size=grad.shape)
+        numeric = (objective(key, step, direction) - objective(key, -step, direction)) / (2 * step)
+        np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=1e-4, atol=1e-4, err_msg=key)
+
+
 def test_funnel_bias_receives_gradient_in_inference_mode():
     x = sample_inputs((8, 5, 5, CHANNELS))
     layer = layers.FunnelReLU(kernel_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=1))

@@ -71,4 +71,22 @@ class PReLU(ActivationLayer):
         self.alpha = self.add_activation_weight("alpha", input_shape, self.alpha_initializer, per_channel=True)
 
     def call(self, inputs):
-        return ops.relu(inputs) + self.alpha * ops.minimum(inputs, 0.0)
+        return prelu(inputs, ops.cast(self.alpha, inputs.dtype))
+
+
+@ops.custom_gradient
+def prelu(x, alpha):
+    """``relu(x) + alpha * min(x, 0)`` for per-channel ``alpha``, with its gradient written out: one select
+    for ``x``'s slope and one product for ``alpha``'s, where autodiff of the two terms takes a comparison,
+    zeros and a select for each term; forward + backward 40% faster (bench/RESULTS.md)."""
+    negative = ops.minimum(x, 0.0)
+
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        grad_x = upstream * ops.where(x < 0.0, alpha, ops.ones((), x.dtype))
+        # per-channel sums in float32 (float16 products of large values overflow)
+        grad_alpha = ops.sum(ops.cast(upstream, "float32") * ops.cast(negative, "float32"),
+                             axis=tuple(range(len(x.shape) - 1)))
+        return grad_x, ops.cast(grad_alpha, alpha.dtype)
+
+    return ops.relu(x) + alpha * negative, grad

@@ -1,5 +1,7 @@
 """Smooth activations: sigmoid, tanh, Swish, GELU, Mish, LiSHT, LiSHT+."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -51,7 +53,9 @@ class GELU(ActivationLayer):
     """Gaussian error linear unit.
 
     Formula: ``f(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``; with ``approximate=True`` the
-    tanh form ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``.
+    tanh form ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``. The exact form's derivative
+    ``Phi(x) + x * phi(x)`` (``phi`` the standard normal density) is written out, reusing ``Phi(x)`` from
+    the forward pass: forward + backward 40% faster than autodiff through ``erf`` (bench/RESULTS.md).
 
     Args:
         approximate: use the tanh approximation. Default False (the exact definition).
@@ -66,7 +70,20 @@ class GELU(ActivationLayer):
         self.approximate = bool(approximate)
 
     def call(self, inputs):
-        return ops.gelu(inputs, approximate=self.approximate)
+        return ops.gelu(inputs, approximate=True) if self.approximate else gelu(inputs)
+
+
+@ops.custom_gradient
+def gelu(x):
+    """The exact ``x * Phi(x)`` with its derivative written out (see ``GELU``)."""
+    cdf = 0.5 + 0.5 * ops.erf(x * (1.0 / math.sqrt(2.0)))
+
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        density = ops.exp(ops.square(x) * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))  # 0, not NaN, for huge |x|
+        return upstream * (cdf + x * density)
+
+    return x * cdf, grad
 
 
 @keras.saving.register_keras_serializable(package="keras_frelu")
