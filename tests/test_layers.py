@@ -169,19 +169,25 @@ def test_gradients_match_numpy_finite_differences(name):
         tape.watch(x32)
         loss = tf.reduce_sum(layer(x32) * cotangent.astype(np.float32))
     keys = sorted(weights)
-    analytic = tape.gradient(loss, [x32] + [getattr(layer, key).value for key in keys])
+    grads = tape.gradient(loss, [x32] + [getattr(layer, key).value for key in keys])
+    analytic = {key: to_numpy(grad).astype(np.float64) for key, grad in zip(["x"] + keys, grads)}
     point = {"x": x.astype(np.float64), **{key: value.astype(np.float64) for key, value in weights.items()}}
 
-    def objective(changed, delta, direction):
-        values = {**point, changed: point[changed] + delta * direction}
+    def perturbed(key, delta):
+        values = {**point, key: point[key] + delta}
         return np.sum(formula(values.pop("x"), values) * cotangent)
 
+    assert_matches_central_differences(analytic, perturbed, tolerance=1e-4)
+
+
+def assert_matches_central_differences(analytic, perturbed, tolerance):
+    """Each gradient of ``analytic`` (``{key: array}``) along a random direction equals the central
+    difference of ``perturbed(key, delta)``, the objective with ``key`` moved by ``delta``."""
     step = 1e-6
-    for key, grad in zip(["x"] + keys, analytic):
-        grad = to_numpy(grad).astype(np.float64)
+    for key, grad in analytic.items():
         direction = RNG.normal(size=grad.shape)
-        numeric = (objective(key, step, direction) - objective(key, -step, direction)) / (2 * step)
-        np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=1e-4, atol=1e-4, err_msg=key)
+        numeric = (perturbed(key, step * direction) - perturbed(key, -step * direction)) / (2 * step)
+        np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=tolerance, atol=tolerance, err_msg=key)
 
 
 def test_funnel_bias_receives_gradient_in_inference_mode():
@@ -380,11 +386,7 @@ def test_funnel_training_gradients_match_numpy_finite_differences(cls, shape):
             return objective(x + delta, {})
         return objective(x, {key: branches[0][key].astype(np.float64) + delta})
 
-    step = 1e-6
-    for key, grad in zip(["x"] + list(trainable), analytic):
-        direction = RNG.normal(size=grad.shape)
-        numeric = (perturbed(key, step * direction) - perturbed(key, -step * direction)) / (2 * step)
-        np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=2e-3, atol=2e-3, err_msg=key)
+    assert_matches_central_differences(dict(zip(["x"] + list(trainable), analytic)), perturbed, tolerance=2e-3)
 
 
 @pytest.mark.parametrize("kernel_size", [2, 0, 3.0])
