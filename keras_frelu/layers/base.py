@@ -82,6 +82,15 @@ class ActivationLayer(keras.layers.Layer):
         return self.add_weight(name=name, shape=shape, initializer=initializer, constraint=constraint)
 
 
+def channel_sum(*factors):
+    """Per-channel sums of the product of ``factors`` over every axis but the last, in float32 (the
+    gradients of per-channel weights; float16 products of large values would overflow)."""
+    product = ops.cast(factors[0], "float32")
+    for factor in factors[1:]:
+        product = product * ops.cast(factor, "float32")
+    return ops.sum(product, axis=tuple(range(len(product.shape) - 1)))
+
+
 def shift_and_clamp(outputs, mean_shift, maxv):
     """``min(outputs - mean_shift, maxv)``; the fast.ai-forum "+" recipe (``maxv=None``: no clamp)."""
     if mean_shift:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_frelu.layers.base import ActivationLayer, as_initializer
+from keras_frelu.layers.base import ActivationLayer, as_initializer, channel_sum
 
 
 def depthwise_conv(inputs, kernel):
@@ -46,14 +46,13 @@ def funnel_max(x, means, inv_stds, scales, shifts, *branches):
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
         to_condition = ops.where(x >= condition, ops.zeros((), upstream.dtype), upstream)  # x wins ties
-        axes = tuple(range(len(x.shape) - 1))
         count = ops.cast(ops.size(x) // x.shape[-1], "float32")
-        to_condition32 = ops.cast(to_condition, "float32")  # per-channel sums in float32
-        grad_shift = ops.sum(to_condition32, axis=axes)
+        to_condition32 = ops.cast(to_condition, "float32")  # cast once, shared by the branches' sums
+        grad_shift = channel_sum(to_condition32)
         grad_scales, grad_branches = [], []
         for index, z in enumerate(branches):
             mean, inv_std, scale = means[index], inv_stds[index], scales[index]
-            grad_scale = ops.sum(to_condition32 * ops.cast(z, "float32"), axis=axes)
+            grad_scale = channel_sum(to_condition32, z)
             mean_g_z_hat = inv_std * (grad_scale - mean * grad_shift) / count  # z_hat = (z - mean) * inv_std
             # dz = scale * (g - mean(g) - z_hat * mean(g * z_hat)) = g * scale + z * b + c
             b = -scale * inv_std * mean_g_z_hat

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_frelu.layers.base import ActivationLayer, as_initializer
+from keras_frelu.layers.base import ActivationLayer, as_initializer, channel_sum
 
 
 @keras.saving.register_keras_serializable(package="keras_frelu")
@@ -84,9 +84,6 @@ def prelu(x, alpha):
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
         grad_x = upstream * ops.where(x < 0.0, alpha, ops.ones((), x.dtype))
-        # per-channel sums in float32 (float16 products of large values overflow)
-        grad_alpha = ops.sum(ops.cast(upstream, "float32") * ops.cast(negative, "float32"),
-                             axis=tuple(range(len(x.shape) - 1)))
-        return grad_x, ops.cast(grad_alpha, alpha.dtype)
+        return grad_x, ops.cast(channel_sum(upstream, negative), alpha.dtype)
 
     return ops.relu(x) + alpha * negative, grad
