@@ -161,10 +161,11 @@ class ActivationMonitor(keras.callbacks.Callback):
             activations = [np.asarray(outputs) for outputs in values["activations"]]
             if summaries:
                 norms = {tag: np.asarray(norm) for tag, norm in values["norms"].items()}
-                self._background.submit(self._write_summaries, step, activations, norms, self._parameters())
+                self._background.submit(self._write_event, step, self._summaries, activations, norms,
+                                        self._parameters())
                 self._summaries_step = step
             if figures:
-                self._background.submit(self._write_figures, step, activations)
+                self._background.submit(self._write_event, step, self._figures.draw, activations)
                 self._figures_step = step
         if wait:
             self._background.wait()
@@ -178,12 +179,10 @@ class ActivationMonitor(keras.callbacks.Callback):
             self._values_function = tf.function(self._graph_values, autograph=False)
         return self._values_function
 
-    def _write_summaries(self, step, activations, norms, parameters):
-        summary_module.write(self._writer, step, self._summaries(activations, norms, parameters))
-        self._writer.flush()
-
-    def _write_figures(self, step, activations):
-        summary_module.write(self._writer, step, self._figures.draw(activations))
+    def _write_event(self, step, build, *args):
+        """A background job: the summary values ``build(*args)`` as one event at ``step``, flushed so that a
+        live TensorBoard sees them."""
+        summary_module.write(self._writer, step, build(*args))
         self._writer.flush()
 
     def _parameters(self):
