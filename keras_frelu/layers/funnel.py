@@ -24,10 +24,16 @@ def depthwise_conv(inputs, kernel):
 
 
 @ops.custom_gradient
-def funnel_max(x, means, inv_stds, scales, shifts, *branches):
+def funnel_max(x, biases, means, inv_stds, scales, shifts, *branches):
     """Training-mode Funnel ReLU after the depthwise convolutions: ``max(x, T)`` with the condition
-    ``T = sum_i z_i * scale_i + shift_i``, the batch norms of the branches ``z_i``, and a backward pass
-    written out for the whole.
+    ``T = sum_i z_i * scale_i + shift_i``, the batch norms of the branches ``z_i + bias_i``, and a backward
+    pass written out for the whole.
+
+    ``biases`` (``(branches, channels)``, zeros for convolutions without one): a batch norm on batch
+    statistics subtracts the batch mean, which absorbs a per-channel bias exactly (``BN(z + b) = BN(z)``),
+    so the biases take no part here and their gradient is exactly 0; they are inputs only so that the
+    optimizer gets that gradient. Adding them to the tensors and summing a gradient of rounding noise
+    back cost 3 - 6% of the layer's forward and backward pass (bench/RESULTS.md).
 
     ``means``, ``inv_stds = 1 / sqrt(variance + epsilon)``, ``scales = gamma * inv_std`` and ``shifts = beta -
     mean * scale`` are ``(branches, channels)`` float32: the batch statistics of each ``z_i`` over every
@@ -61,8 +67,8 @@ def funnel_max(x, means, inv_stds, scales, shifts, *branches):
                                  + (z * ops.cast(b, z.dtype) + ops.cast(c, z.dtype)))
             grad_scales.append(grad_scale)
         grad_shifts = ops.broadcast_to(grad_shift, ops.shape(shifts))
-        return (upstream - to_condition, ops.zeros_like(means), ops.zeros_like(inv_stds), ops.stack(grad_scales),
-                grad_shifts, *grad_branches)
+        return (upstream - to_condition, ops.zeros_like(biases), ops.zeros_like(means), ops.zeros_like(inv_stds),
+                ops.stack(grad_scales), grad_shifts, *grad_branches)
 
     return outputs, grad
 
@@ -128,14 +134,11 @@ class FunnelCondition(ActivationLayer):
             for kernel in kernels:
                 condition = condition + depthwise_conv(inputs, ops.cast(kernel, inputs.dtype))
             return ops.maximum(inputs, condition)
-        branches = []
-        for index, kernel in enumerate(self.kernels):
-            funnel = depthwise_conv(inputs, kernel)
-            if self.use_bias:
-                funnel = funnel + self.biases[index]
-            branches.append(funnel)
+        branches = [depthwise_conv(inputs, kernel) for kernel in self.kernels]  # no bias: see funnel_max
         statistics = [self.batch_statistics(funnel, index) for index, funnel in enumerate(branches)]
-        return funnel_max(inputs, *map(ops.stack, zip(*statistics)), *branches)
+        biases = (ops.stack([bias.value for bias in self.biases]) if self.use_bias
+                  else ops.zeros((len(branches), inputs.shape[-1])))
+        return funnel_max(inputs, biases, *map(ops.stack, zip(*statistics)), *branches)
 
     def folded_condition(self, spatial_rank):
         """The inference condition as depthwise kernels and one bias: ``(kernels, bias)``, float32.
@@ -162,14 +165,16 @@ class FunnelCondition(ActivationLayer):
         return kernels, bias
 
     def batch_statistics(self, z, index):
-        """Training-mode batch norm of branch ``index`` up to its multiply-add: the batch statistics of ``z``
-        (float32, no gradient), the moving-average update, and ``(mean, inv_std, scale, shift)`` for
+        """Training-mode batch norm of branch ``index`` up to its multiply-add: the batch statistics of the
+        convolution ``z`` without its bias (float32, no gradient), the moving-average update (of the
+        statistics with the bias, which inference uses), and ``(mean, inv_std, scale, shift)`` for
         ``funnel_max``."""
         gamma, beta = self.gammas[index], self.betas[index]
         moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
         axes = tuple(range(len(z.shape) - 1))
         mean, variance = ops.moments(ops.cast(ops.stop_gradient(z), "float32"), axes=axes)
-        moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        biased_mean = mean + ops.cast(self.biases[index], "float32") if self.use_bias else mean
+        moving_mean.assign(moving_mean * self.momentum + biased_mean * (1.0 - self.momentum))
         moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
         inv_std = ops.rsqrt(variance + self.epsilon)
         scale = gamma * inv_std
