@@ -35,16 +35,17 @@ TENSOR_SHAPE = (64, 16, 16, 64)
 IMAGE_SHAPE, CLASSES, BATCH = (32, 32, 3), 10, 64
 
 
-def activation_step(activation, jit):
-    """A compiled forward + backward of one activation (a layer, or keras.ops.relu) on TENSOR_SHAPE."""
+def activation_step(activation, jit, shape=TENSOR_SHAPE):
+    """A compiled forward + backward of one activation (a layer in training mode, or keras.ops.relu) on a
+    tensor of ``shape``."""
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=TENSOR_SHAPE).astype(np.float32))
-    upstream = tf.constant(rng.normal(size=TENSOR_SHAPE).astype(np.float32))
+    x = tf.constant(rng.normal(size=shape).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=shape).astype(np.float32))
     if activation is None:
         apply, weights = keras.ops.relu, []
     else:
         layer = keras_frelu.get(activation)
-        layer.build(TENSOR_SHAPE)
+        layer.build(shape)
         weights = [w.value for w in layer.trainable_weights]
 
         def apply(inputs):

@@ -1,11 +1,11 @@
 """What the ActivationMonitor costs: reference_cnn training with and without it, side by side in one process.
 
-Runs alternate (without, with, without, with, ...) so that drifts of the machine hit both the same way;
+Runs alternate (without, with, with, without, ...) so that drifts of the machine hit both the same way;
 each run builds the model afresh (same seed) and trains ``--steps`` steps with ``model.fit`` on synthetic
 images of ``--shape``; the monitor runs at its defaults (every 100 steps, figures every 1000, a final set
 at the end) on a fixed sample of 16 images with labels (so gradient norms are included). The wall time of
 ``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``, and the median of
-the per-pair ratios (each run with the monitor against the run without it just before). On a shared machine
+the per-pair ratios (each run with the monitor against the run without it next to it). On a shared machine
 those differences of noisy totals can swing by more than the monitor costs, so two steadier figures are
 reported too: the process CPU time (all threads) of the runs with and without the monitor, and the time
 spent inside the monitor's callback hooks (what training waits for) and the CPU time of the monitor's
@@ -108,9 +108,10 @@ def main(argv=None):
     runs = {"without": [], "with": [], "inside": [], "background": []}
     with tempfile.TemporaryDirectory() as log_root:
         for repeat in range(args.repeats):
-            runs["without"].append(timed_fit(args, dataset, args.steps, []))
             monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
-            runs["with"].append(timed_fit(args, dataset, args.steps, [monitor]))
+            # A B B A: a drift of the machine (or of the process) over the runs favours neither side
+            for kind in ("without", "with") if repeat % 2 == 0 else ("with", "without"):
+                runs[kind].append(timed_fit(args, dataset, args.steps, [monitor] if kind == "with" else []))
             runs["inside"].append(monitor.seconds / runs["with"][-1][0])
             runs["background"].append(monitor.background_cpu_seconds / runs["with"][-1][0])
             (wall, cpu), (monitored_wall, monitored_cpu) = runs["without"][-1], runs["with"][-1]

@@ -6,8 +6,11 @@ and sums the duration of every TensorFlow op event by op type (``name:Type``). K
 several threads at once, so the sums add up to more than the step's wall time; compare them between
 activations, not with the step. Prints a markdown table of milliseconds and op counts per step, most
 expensive first; what bench/RESULTS.md's "Profile of the Funnel ReLU training step" rests on.
+``--layer N H W C`` profiles the activation layer alone instead: its forward and backward pass in training
+mode on a tensor of that shape (bench/activations.py's fwd+bwd), which shows each tensor-sized pass.
 
     python bench/profile_step.py --activations relu frelu --steps 30
+    python bench/profile_step.py --activations relu frelu srelu mish --layer 64 16 16 64 --steps 100
 """
 
 import collections
@@ -26,14 +29,16 @@ from keras_frelu.cli import ArgumentParser, run  # noqa: E402
 from keras_frelu.errors import UsageError  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from activations import training_step  # noqa: E402
+from activations import activation_step, training_step  # noqa: E402
 
 HOST_PLANE = "/host:CPU"
 
 
-def op_times(activation, steps):
-    """``{op type: (milliseconds per step, ops per step)}`` of ``steps`` traced training steps."""
-    step = training_step(activation, jit=False)
+def op_times(activation, steps, layer_shape=None):
+    """``{op type: (milliseconds per step, ops per step)}`` of ``steps`` traced training steps (or, with
+    ``layer_shape``, forward and backward passes of the activation alone)."""
+    step = training_step(activation, jit=False) if layer_shape is None else activation_step(
+        activation, False, layer_shape)
     with tempfile.TemporaryDirectory() as log_dir:
         tf.profiler.experimental.start(log_dir)
         for _ in range(steps):
@@ -83,10 +88,14 @@ def main(argv=None):
     parser.add_argument("--activations", nargs="+", default=["relu", "frelu"], help="registry names")
     parser.add_argument("--steps", type=int, default=30, help="traced steps per activation (default 30)")
     parser.add_argument("--rows", type=int, default=25, help="op types shown (default 25)")
+    parser.add_argument("--layer", type=int, nargs=4, metavar=("N", "H", "W", "C"),
+                        help="profile the activation layer alone on a tensor of this shape")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rows < 1:
         raise UsageError(f"--steps and --rows must be at least 1, got {args.steps} and {args.rows}")
-    profiles = {name: op_times(name, args.steps) for name in args.activations}
+    if args.layer and min(args.layer) < 1:
+        raise UsageError(f"--layer takes four positive sizes, got {args.layer}")
+    profiles = {name: op_times(name, args.steps, args.layer and tuple(args.layer)) for name in args.activations}
     print(table(profiles, args.rows))
 
 
