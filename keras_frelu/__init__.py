@@ -5,7 +5,7 @@ restores saved models that use them.
 """
 
 from keras_frelu import layers
-from keras_frelu.registry import available, get
+from keras_frelu.registry import available, get, register
 
 __version__ = "0.1.0"
-__all__ = ["available", "get", "layers", "__version__"]
+__all__ = ["available", "get", "layers", "register", "__version__"]

@@ -67,8 +67,8 @@ def test_reference_cnn_runs_on_8x8_digits(name):
 
 
 def test_reference_cnn_passes_activation_kwargs():
-    model = models.reference_cnn(MNIST, 10, activation="lrelu", alpha=0.1)
-    assert {layer.alpha for layer in models.activation_layers(model)} == {0.1}
+    model = models.reference_cnn(MNIST, 10, activation="lrelu", negative_slope=0.1)
+    assert {layer.negative_slope for layer in models.activation_layers(model)} == {0.1}
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (1, 28, 28, 1), (28, 0, 1), (28, None, 1), "28x28", (28.5, 28, 1)])

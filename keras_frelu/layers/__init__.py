@@ -1,5 +1,7 @@
-"""Activation-function layers, one module per family (plus the ResNet shortcut); importing registers them
-with Keras saving."""
+"""Activation-function layers, one module per family (plus the ResNet shortcut).
+
+Importing registers each activation under its ``keras_frelu.get`` name (``keras_frelu.registry.register``)
+and every layer with Keras saving."""
 
 from keras_frelu.layers.base import ActivationLayer, Clip
 from keras_frelu.layers.exponential import ELU, PELU, SELU

@@ -4,9 +4,10 @@ import keras
 from keras import ops
 
 from keras_frelu.layers.base import ActivationLayer, as_initializer
+from keras_frelu.registry import register
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("flexrelu", aliases=("flexible_relu",))
 class FlexibleReLU(ActivationLayer):
     """Flexible rectified linear unit (FReLU of Qiu et al., not the Funnel ReLU).
 
@@ -17,21 +18,31 @@ class FlexibleReLU(ActivationLayer):
     Args:
         bias_initializer: initial value of ``b``; a number means a constant. Default -1, as the original
             Torch implementation ``models/frelu/PosSReLU.lua``.
+        bias_regularizer: regularizer of ``b`` (its penalty joins the layer's ``losses``). Default None.
+        bias_constraint: constraint applied to ``b`` after each optimizer step. Default None.
 
     Weights: ``bias`` of shape ``()``.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.FlexibleReLU(bias_initializer=-0.5)
+    >>> keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0])))
+    array([-0.5, -0.5,  1.5], dtype=float32)
 
     Reference: Qiu, Xu & Cai, "FReLU: Flexible Rectified Linear Units for Improving Convolutional Neural
     Networks", ICPR 2018, arXiv 1706.08098.
     """
 
-    hyperparameters = ("bias_initializer",)
+    hyperparameters = ("bias_initializer", "bias_regularizer", "bias_constraint")
 
-    def __init__(self, bias_initializer=-1.0, **kwargs):
+    def __init__(self, bias_initializer=-1.0, bias_regularizer=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.bias_initializer = as_initializer(bias_initializer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
 
     def build(self, input_shape):
-        self.bias = self.add_activation_weight("bias", input_shape, self.bias_initializer, per_channel=False)
+        self.bias = self.add_activation_weight("bias", ())
 
     def call(self, inputs):
         return ops.relu(inputs) + self.bias

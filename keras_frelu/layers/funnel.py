@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_frelu.layers.base import ActivationLayer, as_initializer, channel_sum
+from keras_frelu.registry import register
 
 
 def depthwise_conv(inputs, kernel):
@@ -32,8 +33,8 @@ def funnel_max(x, biases, means, inv_stds, scales, shifts, *branches):
     ``biases`` (``(branches, channels)``, zeros for convolutions without one): a batch norm on batch
     statistics subtracts the batch mean, which absorbs a per-channel bias exactly (``BN(z + b) = BN(z)``),
     so the biases take no part here and their gradient is exactly 0; they are inputs only so that the
-    optimizer gets that gradient. Adding them to the tensors and summing a gradient of rounding noise
-    back cost 3 - 6% of the layer's forward and backward pass (bench/RESULTS.md).
+    optimizer gets that gradient. Adding them to the tensors would cost two tensor-sized passes and give
+    a gradient of rounding noise instead.
 
     ``means``, ``inv_stds = 1 / sqrt(variance + epsilon)``, ``scales = gamma * inv_std`` and ``shifts = beta -
     mean * scale`` are ``(branches, channels)`` float32: the batch statistics of each ``z_i`` over every
@@ -83,10 +84,14 @@ class FunnelCondition(ActivationLayer):
     convolution in inference (``folded_condition``).
     """
 
-    hyperparameters = ("kernel_size", "kernel_initializer", "momentum", "epsilon")
+    hyperparameters = ("kernel_size", "kernel_initializer", "momentum", "epsilon", "kernel_regularizer",
+                       "kernel_constraint", "gamma_regularizer", "gamma_constraint", "beta_regularizer",
+                       "beta_constraint")
     use_bias = True
 
-    def __init__(self, kernel_size=3, kernel_initializer=None, momentum=0.9, epsilon=1e-5, **kwargs):
+    def __init__(self, kernel_size=3, kernel_initializer=None, momentum=0.9, epsilon=1e-5, kernel_regularizer=None,
+                 kernel_constraint=None, gamma_regularizer=None, gamma_constraint=None, beta_regularizer=None,
+                 beta_constraint=None, bias_regularizer=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 \
                 or kernel_size % 2 == 0:
@@ -98,6 +103,15 @@ class FunnelCondition(ActivationLayer):
         self.kernel_initializer = as_initializer(kernel_initializer)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        if not self.use_bias and (bias_regularizer is not None or bias_constraint is not None):
+            raise ValueError(f"{type(self).__name__} has no convolution bias, got bias_regularizer="
+                             f"{bias_regularizer!r}, bias_constraint={bias_constraint!r}")
+        for weight, regularizer, constraint in (("kernel", kernel_regularizer, kernel_constraint),
+                                                ("gamma", gamma_regularizer, gamma_constraint),
+                                                ("beta", beta_regularizer, beta_constraint),
+                                                ("bias", bias_regularizer, bias_constraint)):
+            setattr(self, f"{weight}_regularizer", keras.regularizers.get(regularizer))
+            setattr(self, f"{weight}_constraint", keras.constraints.get(constraint))
 
     def windows(self, spatial_rank):
         raise NotImplementedError
@@ -116,16 +130,21 @@ class FunnelCondition(ActivationLayer):
             suffix = "" if len(windows) == 1 else f"_{index}"
             self.kernels.append(self.add_weight(
                 name=f"kernel{suffix}", shape=tuple(window) + ((channels, 1) if window else (channels,)),
-                initializer=self.kernel_initializer))
+                initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint))
             if self.use_bias:
-                self.biases.append(self.add_weight(name=f"bias{suffix}", shape=(channels,), initializer="zeros"))
+                self.biases.append(self.add_weight(name=f"bias{suffix}", shape=(channels,), initializer="zeros",
+                                                   regularizer=self.bias_regularizer,
+                                                   constraint=self.bias_constraint))
             # The batch-norm weights stay float32 under mixed precision, as in Keras's BatchNormalization.
             for weights, name, initializer, trainable in (
                     (self.gammas, "gamma", "ones", True), (self.betas, "beta", "zeros", True),
                     (self.moving_means, "moving_mean", "zeros", False),
                     (self.moving_variances, "moving_variance", "ones", False)):
-                weights.append(self.add_weight(name=f"{name}{suffix}", shape=(channels,), initializer=initializer,
-                                               trainable=trainable, autocast=False))
+                weights.append(self.add_weight(
+                    name=f"{name}{suffix}", shape=(channels,), initializer=initializer, trainable=trainable,
+                    autocast=False, regularizer=getattr(self, f"{name}_regularizer", None),
+                    constraint=getattr(self, f"{name}_constraint", None)))
 
     def call(self, inputs, training=None):
         if not (bool(training) and self.trainable):
@@ -146,10 +165,9 @@ class FunnelCondition(ActivationLayer):
         With the moving statistics each branch is affine in x: ``BN(dwconv(x, k) + b) = dwconv(x, k * s) +
         (b * s + beta - moving_mean * s)``, ``s = gamma / sqrt(moving_variance + epsilon)``, so batch norm
         costs nothing in inference. On up to two spatial axes the light variant's lines, each centred in
-        the k x k window, also add up to one kernel: one 3x3 depthwise conv costs less than half of a
-        1x3 and a 3x1 one. On three axes they stay separate lines: there the convolution is a grouped
-        one whose cost grows with the taps, and a 3x3x3 window is twice as slow as three lines
-        (bench/RESULTS.md).
+        the k x k window, also add up to one kernel: one depthwise conv over the window costs less than
+        one per line. On three axes they stay separate lines: there the convolution is a grouped one
+        whose cost grows with the taps, k^3 for the summed window against 3k for the lines.
         """
         kernels, bias = [], 0.0
         for index, kernel in enumerate(self.kernels):
@@ -181,7 +199,7 @@ class FunnelCondition(ActivationLayer):
         return mean, inv_std, scale, beta - mean * scale
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("frelu", aliases=("funnel_relu",))
 class FunnelReLU(FunnelCondition):
     """Funnel ReLU (FReLU of Ma et al.): a ReLU whose condition looks at the pixel's neighbourhood.
 
@@ -207,19 +225,43 @@ class FunnelReLU(FunnelCondition):
         momentum: batch-norm moving-average momentum, default 0.9 (MegEngine's BatchNorm default, same
             convention as Keras: ``moving = momentum * moving + (1 - momentum) * batch``).
         epsilon: batch-norm epsilon, default 1e-5.
+        kernel_regularizer, bias_regularizer, gamma_regularizer, beta_regularizer: regularizers of the
+            convolution's and the batch norm's weights (their penalties join the layer's ``losses``).
+            Default None.
+        kernel_constraint, bias_constraint, gamma_constraint, beta_constraint: constraints applied to them
+            after each optimizer step. Default None.
 
     Weights: ``kernel`` (``(k,)*s + (C, 1)``, or ``(C,)`` on rank 2), ``bias``, ``gamma``, ``beta`` and the
     non-trainable ``moving_mean``, ``moving_variance``, each ``(C,)``.
+
+    Example: with a kernel of ones, a pixel's condition is the (normalised) sum of its window, so a
+    neighbour raises it.
+
+    >>> layer = keras_frelu.layers.FunnelReLU(kernel_initializer="ones")
+    >>> x = np.array([[[-1.0], [0.0], [2.0]]])  # (batch, length, channels)
+    >>> np.round(keras.ops.convert_to_numpy(layer(x)), 4).ravel()
+    array([-1.,  1.,  2.], dtype=float32)
 
     Reference: Ma, Zhang & Sun, "Funnel Activation for Visual Recognition", ECCV 2020, arXiv 2007.11824;
     https://github.com/megvii-model/FunnelAct.
     """
 
+    hyperparameters = FunnelCondition.hyperparameters + ("bias_regularizer", "bias_constraint")
+
+    def __init__(self, kernel_size=3, kernel_initializer=None, momentum=0.9, epsilon=1e-5, kernel_regularizer=None,
+                 kernel_constraint=None, bias_regularizer=None, bias_constraint=None, gamma_regularizer=None,
+                 gamma_constraint=None, beta_regularizer=None, beta_constraint=None, **kwargs):
+        super().__init__(kernel_size=kernel_size, kernel_initializer=kernel_initializer, momentum=momentum,
+                         epsilon=epsilon, kernel_regularizer=kernel_regularizer, kernel_constraint=kernel_constraint,
+                         bias_regularizer=bias_regularizer, bias_constraint=bias_constraint,
+                         gamma_regularizer=gamma_regularizer, gamma_constraint=gamma_constraint,
+                         beta_regularizer=beta_regularizer, beta_constraint=beta_constraint, **kwargs)
+
     def windows(self, spatial_rank):
         return [(self.kernel_size,) * spatial_rank]
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("frelu_light", aliases=("funnel_relu_light",))
 class FunnelReLULight(FunnelCondition):
     """Light Funnel ReLU: the funnel window split into one k-tap line per spatial axis.
 
@@ -234,15 +276,38 @@ class FunnelReLULight(FunnelCondition):
         kernel_initializer: default ``RandomNormal(mean=0, stddev=0.01)`` (see ``FunnelReLU``).
         momentum: batch-norm momentum, default 0.9.
         epsilon: batch-norm epsilon, default 1e-5.
+        kernel_regularizer, gamma_regularizer, beta_regularizer: regularizers of every line's kernel and
+            batch-norm weights. Default None.
+        kernel_constraint, gamma_constraint, beta_constraint: constraints applied to them after each
+            optimizer step. Default None.
 
     Weights: per spatial axis ``i`` a ``kernel_i`` and batch-norm ``gamma_i``, ``beta_i``, ``moving_mean_i``,
     ``moving_variance_i`` (no suffix on rank 2 and 3, which have one line).
+
+    Example: with kernels of ones, each pixel's condition sums a horizontal and a vertical line through
+    it (each normalised), a cross-shaped neighbourhood.
+
+    >>> layer = keras_frelu.layers.FunnelReLULight(kernel_initializer="ones")
+    >>> x = np.zeros((1, 3, 3, 1))
+    >>> x[0, 1, 1, 0] = 1.0
+    >>> np.round(keras.ops.convert_to_numpy(layer(x)), 4)[0, :, :, 0]
+    array([[0., 1., 0.],
+           [1., 2., 1.],
+           [0., 1., 0.]], dtype=float32)
 
     Reference: Ma, Zhang & Sun, "Funnel Activation for Visual Recognition", ECCV 2020, arXiv 2007.11824;
     https://github.com/megvii-model/FunnelAct (``shufflenetv2``).
     """
 
     use_bias = False
+
+    def __init__(self, kernel_size=3, kernel_initializer=None, momentum=0.9, epsilon=1e-5, kernel_regularizer=None,
+                 kernel_constraint=None, gamma_regularizer=None, gamma_constraint=None, beta_regularizer=None,
+                 beta_constraint=None, **kwargs):
+        super().__init__(kernel_size=kernel_size, kernel_initializer=kernel_initializer, momentum=momentum,
+                         epsilon=epsilon, kernel_regularizer=kernel_regularizer, kernel_constraint=kernel_constraint,
+                         gamma_regularizer=gamma_regularizer, gamma_constraint=gamma_constraint,
+                         beta_regularizer=beta_regularizer, beta_constraint=beta_constraint, **kwargs)
 
     def windows(self, spatial_rank):
         return [tuple(self.kernel_size if axis == line else 1 for axis in range(spatial_rank))

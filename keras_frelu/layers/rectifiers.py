@@ -1,18 +1,28 @@
 """Piecewise-linear rectifiers: ReLU, Leaky ReLU, PReLU."""
 
+import numbers
+import warnings
+
 import keras
 from keras import ops
 
-from keras_frelu.layers.base import ActivationLayer, as_initializer, channel_sum
+from keras_frelu.layers.base import ActivationLayer, as_initializer, as_shared_axes, sum_to_shape
+from keras_frelu.registry import register
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("relu")
 class ReLU(ActivationLayer):
     """Rectified linear unit.
 
     Formula: ``f(x) = max(x, 0)``.
 
     No arguments besides the base layer keyword arguments (``name``, ``dtype``, ...).
+
+    Example:
+
+    >>> layer = keras_frelu.layers.ReLU()
+    >>> keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0])))
+    array([0., 0., 2.], dtype=float32)
 
     Reference: Nair & Hinton, "Rectified Linear Units Improve Restricted Boltzmann Machines", ICML 2010.
     """
@@ -21,54 +31,87 @@ class ReLU(ActivationLayer):
         return ops.relu(inputs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("lrelu", aliases=("leaky_relu", "leakyrelu"))
 class LeakyReLU(ActivationLayer):
     """Leaky rectified linear unit.
 
-    Formula: ``f(x) = x`` for ``x >= 0``, ``alpha * x`` otherwise.
+    Formula: ``f(x) = x`` for ``x >= 0``, ``negative_slope * x`` otherwise.
 
     Args:
-        alpha: slope for negative inputs. Default 0.2, as the ``lrelu`` of the original
-            activation-visualisation project (shaohua0116/Activation-Visualization-Histogram).
+        negative_slope: slope for negative inputs, a number >= 0 (the name of ``keras.layers.LeakyReLU``'s
+            argument; ``alpha``, this layer's former name for it, is still read, with a warning). Default
+            0.2, as the ``lrelu`` of the original activation-visualisation project
+            (shaohua0116/Activation-Visualization-Histogram); Keras's default is 0.3.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.LeakyReLU(negative_slope=0.1)
+    >>> keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0])))
+    array([-0.1,  0. ,  2. ], dtype=float32)
 
     Reference: Maas, Hannun & Ng, "Rectifier Nonlinearities Improve Neural Network Acoustic Models",
     ICML 2013 workshop; Xu et al., "Empirical Evaluation of Rectified Activations in Convolutional
     Network", arXiv 1505.00853.
     """
 
-    hyperparameters = ("alpha",)
+    hyperparameters = ("negative_slope",)
 
-    def __init__(self, alpha=0.2, **kwargs):
+    def __init__(self, negative_slope=0.2, **kwargs):
+        if "alpha" in kwargs:  # configs saved before the rename still load
+            negative_slope = kwargs.pop("alpha")
+            warnings.warn("LeakyReLU's argument `alpha` is now `negative_slope` (as keras.layers.LeakyReLU)",
+                          DeprecationWarning, stacklevel=2)
         super().__init__(**kwargs)
-        self.alpha = float(alpha)
+        if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool) or negative_slope < 0:
+            raise ValueError(f"negative_slope must be a number >= 0, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
 
     def call(self, inputs):
-        return ops.leaky_relu(inputs, negative_slope=self.alpha)
+        return ops.leaky_relu(inputs, negative_slope=self.negative_slope)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("prelu")
 class PReLU(ActivationLayer):
-    """Parametric ReLU with one learnable slope per channel (last axis).
+    """Parametric ReLU with learnable slopes, by default one per channel (last axis).
 
-    Formula: ``f(x_c) = max(x_c, 0) + alpha_c * min(x_c, 0)``.
+    Formula: ``f(x) = max(x, 0) + alpha * min(x, 0)``, ``alpha`` broadcast against ``x``.
 
     Args:
         alpha_initializer: initial slopes; a number means a constant. Default 0.25, as in the paper.
+        alpha_regularizer: regularizer of ``alpha`` (its penalty joins the layer's ``losses``). Default None.
+        alpha_constraint: constraint applied to ``alpha`` after each optimizer step. Default None.
+        shared_axes: the input axes along which ``alpha`` is shared, as in ``keras.layers.PReLU``: ``alpha``
+            has the input's shape without the batch axis, with 1 on each shared axis (``[1, 2]`` on
+            ``(N, H, W, C)`` inputs: one slope per channel; ``[]``: one per element). Default None: one
+            slope per channel, ``alpha`` of shape ``(channels,)``, for inputs of any rank (Keras's PReLU
+            instead shares nothing by default).
 
-    Weights: ``alpha`` of shape ``(channels,)``.
+    Weights: ``alpha``, of shape ``(channels,)`` or as ``shared_axes`` says.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.PReLU(alpha_initializer=0.1)
+    >>> keras.ops.convert_to_numpy(layer(np.array([[-1.0, 0.0, 2.0]])))
+    array([[-0.1,  0. ,  2. ]], dtype=float32)
+    >>> tuple(layer.alpha.shape)
+    (3,)
 
     Reference: He et al., "Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet
     Classification", ICCV 2015, arXiv 1502.01852.
     """
 
-    hyperparameters = ("alpha_initializer",)
+    hyperparameters = ("alpha_initializer", "alpha_regularizer", "alpha_constraint", "shared_axes")
 
-    def __init__(self, alpha_initializer=0.25, **kwargs):
+    def __init__(self, alpha_initializer=0.25, alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.alpha_initializer = as_initializer(alpha_initializer)
+        self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
+        self.alpha_constraint = keras.constraints.get(alpha_constraint)
+        self.shared_axes = as_shared_axes(shared_axes)
 
     def build(self, input_shape):
-        self.alpha = self.add_activation_weight("alpha", input_shape, self.alpha_initializer, per_channel=True)
+        self.alpha = self.add_activation_weight("alpha", self.per_channel_shape(input_shape))
 
     def call(self, inputs):
         return prelu(inputs, ops.cast(self.alpha, inputs.dtype))
@@ -76,14 +119,14 @@ class PReLU(ActivationLayer):
 
 @ops.custom_gradient
 def prelu(x, alpha):
-    """``relu(x) + alpha * min(x, 0)`` for per-channel ``alpha``, with its gradient written out: one select
-    for ``x``'s slope and one product for ``alpha``'s, where autodiff of the two terms takes a comparison,
-    zeros and a select for each term; forward + backward 40% faster (bench/RESULTS.md)."""
+    """``relu(x) + alpha * min(x, 0)`` for an ``alpha`` broadcast against ``x``, with its gradient written out:
+    one select for ``x``'s slope and one product (summed to ``alpha``'s shape) for ``alpha``'s, where
+    autodiff of the two terms takes a comparison, zeros and a select for each."""
     negative = ops.minimum(x, 0.0)
 
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
         grad_x = upstream * ops.where(x < 0.0, alpha, ops.ones((), x.dtype))
-        return grad_x, ops.cast(channel_sum(upstream, negative), alpha.dtype)
+        return grad_x, ops.cast(sum_to_shape(tuple(alpha.shape), upstream, negative), alpha.dtype)
 
     return ops.relu(x) + alpha * negative, grad

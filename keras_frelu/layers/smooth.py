@@ -6,13 +6,20 @@ import keras
 from keras import ops
 
 from keras_frelu.layers.base import ActivationLayer, shift_and_clamp
+from keras_frelu.registry import register
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("sigmoid")
 class Sigmoid(ActivationLayer):
     """Logistic sigmoid.
 
     Formula: ``f(x) = 1 / (1 + exp(-x))``.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.Sigmoid()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([0.2689, 0.5   , 0.8808], dtype=float32)
 
     Reference: e.g. LeCun, Bottou, Orr & Müller, "Efficient BackProp", 1998.
     """
@@ -21,11 +28,17 @@ class Sigmoid(ActivationLayer):
         return ops.sigmoid(inputs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("tanh")
 class Tanh(ActivationLayer):
     """Hyperbolic tangent.
 
     Formula: ``f(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x))``.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.Tanh()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.7616,  0.    ,  0.964 ], dtype=float32)
 
     Reference: e.g. LeCun, Bottou, Orr & Müller, "Efficient BackProp", 1998.
     """
@@ -34,11 +47,17 @@ class Tanh(ActivationLayer):
         return ops.tanh(inputs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("swish", aliases=("silu",))
 class Swish(ActivationLayer):
     """Swish / SiLU (with beta = 1).
 
     Formula: ``f(x) = x * sigmoid(x)``.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.Swish()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.2689,  0.    ,  1.7616], dtype=float32)
 
     Reference: Ramachandran, Zoph & Le, "Searching for Activation Functions", arXiv 1710.05941;
     Elfwing, Uchibe & Doya, "Sigmoid-Weighted Linear Units ...", arXiv 1702.03118.
@@ -48,17 +67,23 @@ class Swish(ActivationLayer):
         return ops.silu(inputs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("gelu")
 class GELU(ActivationLayer):
     """Gaussian error linear unit.
 
     Formula: ``f(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``; with ``approximate=True`` the
     tanh form ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``. The exact form's derivative
     ``Phi(x) + x * phi(x)`` (``phi`` the standard normal density) is written out, reusing ``Phi(x)`` from
-    the forward pass: forward + backward 40% faster than autodiff through ``erf`` (bench/RESULTS.md).
+    the forward pass, which spares autodiff's differentiation through ``erf``.
 
     Args:
         approximate: use the tanh approximation. Default False (the exact definition).
+
+    Example:
+
+    >>> layer = keras_frelu.layers.GELU()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.1587,  0.    ,  1.9545], dtype=float32)
 
     Reference: Hendrycks & Gimpel, "Gaussian Error Linear Units (GELUs)", arXiv 1606.08415.
     """
@@ -86,7 +111,7 @@ def gelu(x):
     return x * cdf, grad
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("mish")
 class Mish(ActivationLayer):
     """Mish.
 
@@ -95,10 +120,15 @@ class Mish(ActivationLayer):
     Computed with one exponential: with ``e = exp(x)`` and ``n = e * (e + 2)``,
     ``tanh(softplus(x)) = ((1 + e)^2 - 1) / ((1 + e)^2 + 1) = n / (n + 2)``, and the derivative
     ``f'(x) = t + x * 4 e (e + 1) / (n + 2)^2`` with ``t = n / (n + 2)`` is written out (autodiff of
-    softplus and tanh would add three transcendental functions per element; the layer's forward and
-    backward pass take a third less time, bench/RESULTS.md). ``x`` is clamped inside the exponential where
+    softplus and tanh would add three transcendental functions per element). ``x`` is clamped inside the exponential where
     ``t`` has reached 1 in the working precision (20 in float32/64, 5.5 in float16), so ``n`` never
     overflows.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.Mish()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.3034,  0.    ,  1.944 ], dtype=float32)
 
     Reference: Misra, "Mish: A Self Regularized Non-Monotonic Activation Function", BMVC 2020,
     arXiv 1908.08681.
@@ -125,7 +155,7 @@ def mish(x):
     return x * t, grad
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("lisht")
 class LiSHT(ActivationLayer):
     """Linearly scaled hyperbolic tangent (always >= 0).
 
@@ -134,6 +164,12 @@ class LiSHT(ActivationLayer):
     Args:
         mean_shift: subtracted from the output, default 0 (the paper has none).
         maxv: clamp the output at this value; default None (no clamp).
+
+    Example:
+
+    >>> layer = keras_frelu.layers.LiSHT()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([0.7616, 0.    , 1.9281], dtype=float32)
 
     Reference: Roy, Manna, Dubey & Chaudhuri, "LiSHT: Non-Parametric Linearly Scaled Hyperbolic Tangent
     Activation Function for Neural Networks", arXiv 1901.05894.
@@ -150,7 +186,7 @@ class LiSHT(ActivationLayer):
         return shift_and_clamp(inputs * ops.tanh(inputs), self.mean_shift, self.maxv)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("lishtplus", aliases=("lisht_plus",))
 class LiSHTPlus(LiSHT):
     """LiSHT+: LiSHT with the fast.ai forum thread's "mean shift + clamping" recipe.
 
@@ -164,6 +200,12 @@ class LiSHTPlus(LiSHT):
             pre-activations give outputs with mean about 0 (LiSHT itself is never negative, so a
             negative shift like FTSwish+'s -0.1 would move the mean away from 0).
         maxv: default 6.0, the clamp of the fast.ai GeneralReLU used in the same comparison.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.LiSHTPlus()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0, 10.0]))), 4)
+    array([ 0.1616, -0.6   ,  1.3281,  6.    ], dtype=float32)
 
     Reference: Less Wright, "Comparison of new activation functions on ImageNette", fast.ai forums, 2019;
     LiSHT: arXiv 1901.05894.

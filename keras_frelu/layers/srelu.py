@@ -3,10 +3,13 @@
 import keras
 from keras import ops
 
-from keras_frelu.layers.base import ActivationLayer, as_initializer
+from keras_frelu.layers.base import ActivationLayer, as_initializer, as_shared_axes
+from keras_frelu.registry import register
+
+WEIGHTS = ("t_left", "a_left", "t_right", "a_right")
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("srelu")
 class SReLU(ActivationLayer):
     """S-shaped rectified linear unit with learnable per-channel thresholds and slopes.
 
@@ -17,8 +20,8 @@ class SReLU(ActivationLayer):
         f(x) = t_l + a_l * (x - t_l)   for x <= t_l
 
     Computed as ``x + (a_r - 1) * relu(x - t_r) + (1 - a_l) * relu(t_l - x)``: the identity bent at each
-    threshold, equal to the three pieces while ``t_l <= t_r`` and 40% cheaper (forward and backward) than
-    selecting among them (bench/RESULTS.md). Rounding errors scale with ``|x|`` rather than with ``f(x)``:
+    threshold, equal to the three pieces while ``t_l <= t_r`` and cheaper (forward and backward) than
+    selecting among them. Rounding errors scale with ``|x|`` rather than with ``f(x)``:
     where a slope is near 0 and ``|x|`` large (1000 at slope 0.002) most of ``x`` cancels, leaving a few
     ulps of ``|x|``. The paper assumes ``t_l < t_r`` but nothing in training keeps it so; if
     ``t_l`` passes ``t_r`` both bends apply between the thresholds and ``f`` stays continuous.
@@ -30,33 +33,50 @@ class SReLU(ActivationLayer):
             initialisation"); that data-dependent step is not reproduced here. Note that while
             ``a_r == 1`` the output does not depend on ``t_r``, so ``t_r`` starts learning once ``a_r``
             has moved.
+        t_left_regularizer, a_left_regularizer, t_right_regularizer, a_right_regularizer: regularizers of
+            the four weights (their penalties join the layer's ``losses``). Default None.
+        t_left_constraint, a_left_constraint, t_right_constraint, a_right_constraint: constraints applied
+            to the four weights after each optimizer step. Default None.
+        shared_axes: the input axes along which the weights are shared, as in ``keras.layers.PReLU``: each
+            weight has the input's shape without the batch axis, with 1 on each shared axis. Default None:
+            one value per channel, shape ``(channels,)``, for inputs of any rank.
 
-    Weights: ``t_left``, ``a_left``, ``t_right``, ``a_right``, each of shape ``(channels,)``.
+    Weights: ``t_left``, ``a_left``, ``t_right``, ``a_right``, each of shape ``(channels,)`` or as
+    ``shared_axes`` says.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.SReLU(a_right_initializer=0.5)
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([[-1.0, 0.5, 3.0]]))), 4)
+    array([[-0.2,  0.5,  2. ]], dtype=float32)
 
     Reference: Jin, Xu, Feng, Wei, Xiong & Yan, "Deep Learning with S-shaped Rectified Linear Activation
     Units", AAAI 2016, arXiv 1512.07030.
     """
 
-    hyperparameters = ("t_left_initializer", "a_left_initializer", "t_right_initializer",
-                       "a_right_initializer")
+    hyperparameters = tuple(f"{weight}_{kind}" for kind in ("initializer", "regularizer", "constraint")
+                            for weight in WEIGHTS) + ("shared_axes",)
 
     def __init__(self, t_left_initializer=0.0, a_left_initializer=0.2, t_right_initializer=1.0,
-                 a_right_initializer=1.0, **kwargs):
+                 a_right_initializer=1.0, t_left_regularizer=None, a_left_regularizer=None,
+                 t_right_regularizer=None, a_right_regularizer=None, t_left_constraint=None, a_left_constraint=None,
+                 t_right_constraint=None, a_right_constraint=None, shared_axes=None, **kwargs):
         super().__init__(**kwargs)
-        self.t_left_initializer = as_initializer(t_left_initializer)
-        self.a_left_initializer = as_initializer(a_left_initializer)
-        self.t_right_initializer = as_initializer(t_right_initializer)
-        self.a_right_initializer = as_initializer(a_right_initializer)
+        arguments = locals()
+        for weight in WEIGHTS:
+            setattr(self, f"{weight}_initializer", as_initializer(arguments[f"{weight}_initializer"]))
+            setattr(self, f"{weight}_regularizer", keras.regularizers.get(arguments[f"{weight}_regularizer"]))
+            setattr(self, f"{weight}_constraint", keras.constraints.get(arguments[f"{weight}_constraint"]))
+        self.shared_axes = as_shared_axes(shared_axes)
 
     def build(self, input_shape):
-        for name in ("t_left", "a_left", "t_right", "a_right"):
-            weight = self.add_activation_weight(name, input_shape, getattr(self, f"{name}_initializer"),
-                                                per_channel=True)
-            setattr(self, name, weight)
+        shape = self.per_channel_shape(input_shape)
+        for weight in WEIGHTS:
+            setattr(self, weight, self.add_activation_weight(weight, shape))
 
     def call(self, inputs):
-        # Signs sit on the per-channel weights: TensorFlow's gradient of ``x - w`` and of ``u - v`` negates
-        # the whole upstream tensor for w and v, one more pass over it each.
+        # Signs sit on the weights: TensorFlow's gradient of ``x - w`` and of ``u - v`` negates the whole
+        # upstream tensor for w and v, one more pass over it each.
         right = ops.relu(inputs + (-self.t_right)) * (self.a_right - 1.0)
         left = ops.relu(self.t_left - inputs) * (1.0 - self.a_left)
         return inputs + right + left

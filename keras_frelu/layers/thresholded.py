@@ -6,10 +6,10 @@ mean of the outputs towards 0) and optionally clamp at ``maxv``; see ``base.shif
 follows the thread's code (``x.sub_(mean_shift)``): a negative ``mean_shift`` raises the output.
 """
 
-import keras
 from keras import ops
 
 from keras_frelu.layers.base import ActivationLayer, shift_and_clamp
+from keras_frelu.registry import register
 
 
 class ThresholdedRectifier(ActivationLayer):
@@ -30,7 +30,7 @@ class ThresholdedRectifier(ActivationLayer):
         return shift_and_clamp(self.positive_part(inputs) + self.threshold, self.mean_shift, self.maxv)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("ftswish")
 class FTSwish(ThresholdedRectifier):
     """Flatten-T Swish: a swish for positive inputs, a flat threshold below.
 
@@ -41,6 +41,12 @@ class FTSwish(ThresholdedRectifier):
         threshold: ``T``, default -0.2 (the paper's recommended value).
         mean_shift: subtracted from the output, default 0 (the paper has none).
         maxv: clamp the output at this value; default None (no clamp).
+
+    Example:
+
+    >>> layer = keras_frelu.layers.FTSwish()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.2   , -0.2   ,  1.5616], dtype=float32)
 
     Reference: Chieng, Wahid, Pauline & Perla, "Flatten-T Swish: a thresholded ReLU-Swish-like activation
     function for deep learning", arXiv 1812.06247.
@@ -53,7 +59,7 @@ class FTSwish(ThresholdedRectifier):
         return ops.relu(inputs) * ops.sigmoid(inputs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("ftswishplus", aliases=("ftswish_plus",))
 class FTSwishPlus(FTSwish):
     """FTSwish+: FTSwish with the fast.ai forum thread's threshold and mean shift.
 
@@ -64,6 +70,12 @@ class FTSwishPlus(FTSwish):
         mean_shift: default -0.1, i.e. the output is raised by 0.1 ("tested as optimal for kaiming init").
         maxv: clamp value, default None (the thread's final FTSwish+ code does not clamp).
 
+    Example:
+
+    >>> layer = keras_frelu.layers.FTSwishPlus()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.15  , -0.15  ,  1.6116], dtype=float32)
+
     Reference: Less Wright, "Comparison of new activation functions on ImageNette", fast.ai forums, 2019
     (FTSwishPlus code in the thread); FTSwish: arXiv 1812.06247.
     """
@@ -72,7 +84,7 @@ class FTSwishPlus(FTSwish):
         super().__init__(threshold=threshold, mean_shift=mean_shift, maxv=maxv, **kwargs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("trelu")
 class TReLU(ThresholdedRectifier):
     """Thresholded ReLU of the fast.ai forum thread: a ReLU moved down by a constant (FTSwish without
     the sigmoid, asked for in the thread to see whether the curve matters).
@@ -85,6 +97,12 @@ class TReLU(ThresholdedRectifier):
         mean_shift: default -0.03 ("centers the mean nicely" in the thread).
         maxv: clamp value, default None.
 
+    Example:
+
+    >>> layer = keras_frelu.layers.TReLU()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.22, -0.22,  1.78], dtype=float32)
+
     Reference: Less Wright, "Comparison of new activation functions on ImageNette", fast.ai forums, 2019
     (TRelu code in the thread).
     """
@@ -96,7 +114,7 @@ class TReLU(ThresholdedRectifier):
         return ops.relu(inputs)
 
 
-@keras.saving.register_keras_serializable(package="keras_frelu")
+@register("grelu", aliases=("general_relu", "generalrelu"))
 class GeneralReLU(ActivationLayer):
     """General ReLU of the fast.ai course: leak, shift down, clamp.
 
@@ -108,6 +126,12 @@ class GeneralReLU(ActivationLayer):
         maxv: clamp value, default 6.0 (None: no clamp).
         The defaults are the course's ``get_cnn_model(..., leak=0.1, sub=0.4, maxv=6.)`` (fast.ai
         course-v3 part 2, notebook 06_cuda_cnn_hooks_init), the GeneralRelu of the forum comparison.
+
+    Example:
+
+    >>> layer = keras_frelu.layers.GeneralReLU()
+    >>> np.round(keras.ops.convert_to_numpy(layer(np.array([-1.0, 0.0, 2.0, 10.0]))), 4)
+    array([-0.5, -0.4,  1.6,  6. ], dtype=float32)
 
     Reference: Jeremy Howard, fast.ai "Deep Learning from the Foundations" (2019), lesson 10; Less
     Wright, "Comparison of new activation functions on ImageNette", fast.ai forums, 2019.
