@@ -11,24 +11,23 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from keras_frelu import cli, evaluation  # noqa: E402
-from keras_frelu.errors import UsageError  # noqa: E402
+from keras_frelu import cli  # noqa: E402
 
 
 def build_parser():
-    parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="evaler.py", description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_dir", help="run directory made by trainer.py (its newest checkpoint is used)")
     parser.add_argument("--checkpoint", help="a .keras checkpoint to evaluate instead of the newest one")
     parser.add_argument("--dataset", help="dataset name or folder (default: the one the run was trained on)")
     parser.add_argument("--data_dir", help="folder holding the datasets (default: the run's)")
-    parser.add_argument("--batch_size", type=int, default=256, help="inference batch size (default: %(default)s)")
+    parser.add_argument("--batch_size", type=cli.positive_int, default=256, help="inference batch size (default: %(default)s)")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise UsageError(f"--batch_size must be at least 1, got {args.batch_size}")
+    from keras_frelu import evaluation  # deferred: TensorFlow is imported only when there is work to do
+
     report = evaluation.evaluate(run_dir=args.train_dir, checkpoint=args.checkpoint, dataset=args.dataset,
                                  data_dir=args.data_dir, batch_size=args.batch_size)
     print(f"{report['dataset']} test split ({report['test_size']} images), step {report['step']}: "

@@ -25,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from keras_frelu import compare  # noqa: E402
+from keras_frelu.compare import resources  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from timing import append_results  # noqa: E402
@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    cpus = compare.cpu_count()
+    cpus = resources.cpu_count()
     candidates = settings(cpus)
     seconds = {setting: [] for setting in candidates}
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,9 +1,9 @@
-"""Checkpoints that survive ``kill -9``: written under a temporary name, then renamed into place.
+"""Checkpoints that survive ``kill -9``, a full disk and a file cut in half.
 
 A checkpoint is a whole ``.keras`` file (architecture, weights and optimiser state, so the step counter
-is ``model.optimizer.iterations``) named ``ckpt-<step>.keras`` in ``<run_dir>/checkpoints``. A file with
-that name is always complete: ``os.replace`` is atomic, and a crash before it leaves only a ``.tmp``
-file, which nothing ever loads and the next save removes.
+is ``model.optimizer.iterations``) named ``ckpt-<step>.keras`` in the run's ``checkpoints/`` folder,
+written with ``files.atomic_path``: a file with that name is always complete. A file that still does not
+load (damaged on disk, cut by a copy) is moved aside as ``*.corrupt`` and the one before it is used.
 """
 
 import json
@@ -13,20 +13,20 @@ import zipfile
 
 import keras
 
-CHECKPOINT_DIR = "checkpoints"
+from keras_frelu import files
+from keras_frelu.errors import UsageError
+from keras_frelu.rundir import RunDir
+
 # Keras does not save the state of random seed generators (dropout masks), so a resumed run would draw
 # other masks than the uninterrupted one; we keep them in an extra entry of the same .keras archive.
 RNG_ENTRY = "keras_frelu_seed_generators.json"
+CORRUPT_SUFFIX = ".corrupt"
 _NAME = re.compile(r"^ckpt-(\d+)\.keras$")
 
 
-def checkpoint_dir(run_dir):
-    return os.path.join(run_dir, CHECKPOINT_DIR)
-
-
-def list_checkpoints(run_dir):
-    """``[(step, path), ...]`` of the complete checkpoints of a run, oldest first."""
-    directory = checkpoint_dir(run_dir)
+def list_checkpoints(run):
+    """``[(step, path), ...]`` of the checkpoints of a run (a RunDir or its path), oldest first."""
+    directory = RunDir.of(run).checkpoint_dir
     if not os.path.isdir(directory):
         return []
     found = []
@@ -37,29 +37,24 @@ def list_checkpoints(run_dir):
     return sorted(found)
 
 
-def latest_checkpoint(run_dir):
-    """Path of the newest complete checkpoint, or None."""
-    found = list_checkpoints(run_dir)
+def latest_checkpoint(run):
+    """Path of the newest checkpoint, or None."""
+    found = list_checkpoints(run)
     return found[-1][1] if found else None
 
 
-def save_checkpoint(model, run_dir, step, keep=3):
+def save_checkpoint(model, run, step, keep=3):
     """Save ``model`` as the checkpoint of ``step``; keep the newest ``keep`` checkpoints."""
-    directory = checkpoint_dir(run_dir)
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        if name.endswith(".tmp.keras"):  # left by a run killed while saving
-            os.remove(os.path.join(directory, name))
+    directory = RunDir.of(run).checkpoint_dir
+    files.makedirs(directory)
     final_path = os.path.join(directory, f"ckpt-{step:08d}.keras")
-    temp_path = final_path[: -len(".keras")] + ".tmp.keras"
-    model.save(temp_path)
-    with zipfile.ZipFile(temp_path, "a") as archive:
-        archive.writestr(RNG_ENTRY, json.dumps(
-            {name: generator.state.numpy().tolist() for name, generator in _seed_generators(model)}))
-    with open(temp_path, "rb") as handle:  # the rename must not overtake the data on a power cut
-        os.fsync(handle.fileno())
-    os.replace(temp_path, final_path)
-    for _, old_path in list_checkpoints(run_dir)[:-keep]:
+    with files.atomic_path(final_path, suffix=".keras") as temporary:
+        with files.storage_errors(final_path):
+            model.save(temporary)
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(RNG_ENTRY, json.dumps(
+                    {name: generator.state.numpy().tolist() for name, generator in _seed_generators(model)}))
+    for _, old_path in list_checkpoints(run)[:-keep]:
         os.remove(old_path)
     return final_path
 
@@ -74,6 +69,33 @@ def load_checkpoint(path):
                 if name in states:
                     generator.state.assign(states[name])
     return model
+
+
+def load_latest(run, say=print):
+    """``(model, path)`` of the newest checkpoint of ``run`` that loads, or ``(None, None)``. Each newer one
+    that does not load is renamed ``*.corrupt`` (kept for inspection) with a one-line note via ``say``."""
+    for _, path in reversed(list_checkpoints(run)):
+        try:
+            return load_checkpoint(path), path
+        except Exception as error:  # noqa: BLE001 - any damage (zip, HDF5, JSON) means: not loadable
+            os.replace(path, path + CORRUPT_SUFFIX)
+            say(f"{path} does not load ({type(error).__name__}: {_first_line(error)}); moved aside as "
+                f"{os.path.basename(path)}{CORRUPT_SUFFIX}, using the checkpoint before it")
+    return None, None
+
+
+def check_loadable(path, flag="--checkpoint"):
+    """Load ``path`` or raise a one-line ``UsageError`` saying why it cannot be used."""
+    try:
+        return load_checkpoint(path)
+    except Exception as error:  # noqa: BLE001 - any damage means: not a usable checkpoint
+        raise UsageError(f"{flag} {path!r} is not a loadable .keras checkpoint ({type(error).__name__}: "
+                         f"{_first_line(error)}); give a ckpt-*.keras file from a run's checkpoints/ folder") from None
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else "no message"
 
 
 def _seed_generators(model):

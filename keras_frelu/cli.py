@@ -14,15 +14,33 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def run(main, argv=None):
-    """Run ``main(argv)``; turn our errors into ``prog: error: message`` and their exit code."""
+def positive_int(text):
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def call(main, argv=None, **kwargs):
+    """Run ``main(argv, **kwargs)`` and return its exit code; our errors become ``prog: error: message`` on
+    stderr and their exit code, argparse's exits keep theirs."""
     prog = os.path.basename(sys.argv[0])
     try:
-        code = main(argv)
+        return main(argv, **kwargs) or 0
     except KerasFreluError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code or 0)
+        return 130
+    except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+
+
+def run(main, argv=None, **kwargs):
+    """The front doors' ``__main__``: ``call`` then exit with its code."""
+    sys.exit(call(main, argv, **kwargs))

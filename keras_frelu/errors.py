@@ -25,3 +25,10 @@ class TrainingDiverged(KerasFreluError):
     """The loss or the weights became NaN/inf; the last good checkpoint stays loadable (exit code 1)."""
 
     exit_code = 1
+
+
+class StorageError(KerasFreluError):
+    """A folder that cannot take a file: full disk, quota, read-only or not ours (exit code 1). Whatever
+    was saved before stays intact; after the fix the same command resumes."""
+
+    exit_code = 1

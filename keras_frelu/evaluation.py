@@ -5,40 +5,37 @@ batch (dropout off, BatchNorm moving statistics), and writes ``eval.json``, ``co
 same confusion matrix as an image (plus the scalars) to TensorBoard under ``eval/``.
 """
 
+import contextlib
 import io
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from keras_frelu import checkpoints, data
+from keras_frelu import checkpoints, data, files
 from keras_frelu.errors import UsageError
-from keras_frelu.training import write_json
+from keras_frelu.rundir import RunDir
 
 
 def resolve(run_dir=None, checkpoint=None):
-    """``(checkpoint_path, run_dir or None, run_config or {})`` for the given flags."""
+    """``(checkpoint_path, RunDir or None)`` for the given flags."""
     if checkpoint:
         if not os.path.isfile(checkpoint):
             raise UsageError(f"--checkpoint {checkpoint!r} does not exist; give a .keras file from a run's "
                              "checkpoints/ folder")
-        parent = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
-        run_dir = run_dir or (parent if os.path.exists(os.path.join(parent, "config.json")) else None)
-    elif run_dir:
+        if run_dir is None:
+            parent = RunDir(os.path.dirname(os.path.dirname(os.path.abspath(checkpoint))))
+            return checkpoint, parent if parent.is_run() else None
+        return checkpoint, RunDir(run_dir)
+    if run_dir:
         if not os.path.isdir(run_dir):
             raise UsageError(f"--train_dir {run_dir!r} does not exist; give a run directory made by trainer.py")
         checkpoint = checkpoints.latest_checkpoint(run_dir)
         if checkpoint is None:
             raise UsageError(f"{run_dir} has no checkpoint yet; train it first (trainer.py) or pass --checkpoint")
-    else:
-        raise UsageError("give --train_dir RUN_DIR or --checkpoint PATH")
-    config = {}
-    if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
-        with open(os.path.join(run_dir, "config.json")) as handle:
-            config = json.load(handle)["flags"]
-    return checkpoint, run_dir, config
+        return checkpoint, RunDir(run_dir)
+    raise UsageError("give --train_dir RUN_DIR or --checkpoint PATH")
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -73,17 +70,23 @@ def confusion_png(matrix, class_names, title):
 
 
 def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_size=256, output_dir=None):
-    """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report."""
-    checkpoint, run_dir, config = resolve(run_dir, checkpoint)
-    dataset_name = dataset or config.get("dataset")
+    """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report. Its files go
+    to ``output_dir``, by default the run (under the run's lock) or the checkpoint's folder."""
+    checkpoint, run = resolve(run_dir, checkpoint)
+    flags = run.flags() if run else {}
+    dataset_name = dataset or flags.get("dataset")
     if not dataset_name:
         raise UsageError(f"{checkpoint} is not inside a run directory with config.json; pass --dataset")
-    loaded = data.load_dataset(dataset_name, data_dir=data_dir or config.get("data_dir", "datasets"),
-                               test_fraction=config.get("test_fraction", 0.2))
-    model = checkpoints.load_checkpoint(checkpoint)
+    loaded = data.load_dataset(dataset_name, data_dir=data_dir or flags.get("data_dir", "datasets"),
+                               test_fraction=flags.get("test_fraction", 0.2))
+    model = checkpoints.check_loadable(checkpoint, flag="--checkpoint" if run_dir is None else "the checkpoint")
     if tuple(model.input_shape[1:]) != tuple(loaded.image_shape):
         raise UsageError(f"the model takes images of {tuple(model.input_shape[1:])} but {loaded.name} has "
                          f"{tuple(loaded.image_shape)}; pass the --dataset it was trained on")
+    outputs = int(model.output_shape[-1])
+    if outputs != loaded.num_classes:
+        raise UsageError(f"the model predicts {outputs} classes but {loaded.name} has {loaded.num_classes}; "
+                         "pass the --dataset it was trained on")
 
     test = data.make_dataset(loaded.test_images, loaded.test_labels, batch_size, shuffle=False)
     logits = model.predict(test, verbose=0)
@@ -105,18 +108,16 @@ def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_s
         "confusion_matrix": matrix.tolist(),
         "class_names": class_names,
     }
-
-    output_dir = output_dir or run_dir or os.path.dirname(os.path.abspath(checkpoint))
     png = confusion_png(matrix, class_names, f"{loaded.name}, step {step}: accuracy {report['accuracy']:.4f}")
-    temp = os.path.join(output_dir, "confusion.png.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(png)
-    os.replace(temp, os.path.join(output_dir, "confusion.png"))
-    write_json(os.path.join(output_dir, "eval.json"), report)
-    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
-    with writer.as_default(step=step):
-        tf.summary.image("confusion_matrix", tf.image.decode_png(png)[tf.newaxis], step=step)
-        tf.summary.scalar("accuracy", report["accuracy"])
-        tf.summary.scalar("loss", loss)
-    writer.close()
+    output = RunDir(output_dir or (run.path if run else os.path.dirname(os.path.abspath(checkpoint))))
+    with output.lock() if output_dir is None and run else contextlib.nullcontext():
+        files.write_bytes(output.confusion_path, png)
+        files.write_json(output.eval_report_path, report)
+        with files.storage_errors(output.events("eval")):
+            writer = tf.summary.create_file_writer(output.events("eval"))
+            with writer.as_default(step=step):
+                tf.summary.image("confusion_matrix", tf.image.decode_png(png)[tf.newaxis], step=step)
+                tf.summary.scalar("accuracy", report["accuracy"])
+                tf.summary.scalar("loss", loss)
+            writer.close()
     return report

@@ -1,6 +1,6 @@
 """Training runs: one run directory per (prefix, dataset, activation, model, seed), resumable after a kill.
 
-``train(TrainConfig(...))`` is what ``trainer.py`` calls. The loop is Keras ``model.fit`` (so
+``train(config)`` (a ``keras_frelu.config.TrainConfig``) is what ``trainer.py`` calls. The loop is Keras ``model.fit`` (so
 ``tf.distribute`` strategies work unchanged); "epochs" are windows of ``log_step`` steps, at whose end the
 window's mean loss and accuracy go to ``train/`` event files, a checkpoint is written every
 ``output_save_step`` steps and the whole test split is evaluated in inference mode every
@@ -26,89 +26,14 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import keras_frelu
-from keras_frelu import checkpoints, data, models, registry
+from keras_frelu import checkpoints, data, events, files, models
+from keras_frelu.config import RESUMABLE_CHANGES, validate
 from keras_frelu.errors import TrainingDiverged, UsageError
 from keras_frelu.monitor import ActivationMonitor
+from keras_frelu.rundir import RunDir
 
-MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110")
-METRICS = "metrics.json"
-STRATEGIES = ("default", "mirrored", "multi_worker")
-# No XLA, from measurements rather than Keras's "auto" (XLA whenever the layers allow it): on 2 CPU cores
-# XLA made reference_cnn's training step 16x slower with ReLU and 23x slower with Funnel ReLU
-# (`python bench/run.py --quick --only compile`), and ResNet-20 with Funnel ReLU 5x slower (3.1 s against
-# 0.61 s a step; XLA's depthwise convolution is the cost). Re-measure before turning it on for a GPU.
+# No XLA: on CPU it made these networks' training steps many times slower (bench/RESULTS.md, "compile").
 JIT_COMPILE = False
-# Flags that may change between a run and its resumption; any other change is a different experiment.
-RESUMABLE_CHANGES = frozenset(
-    {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
-     "no_monitor", "checkpoint", "progress", "num_cpu_devices", "strategy", "steps_per_execution"}
-)
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    dataset: str = "digits"
-    data_dir: str = "datasets"
-    test_fraction: float = 0.2
-    activation: str = "relu"
-    model: str = "reference_cnn"
-    batch_size: int = 64
-    learning_rate: float = 1e-4
-    lr_weight_decay: bool = False
-    clip_norm: float = 20.0
-    max_training_steps: int = 3000
-    log_step: int = 50
-    test_sample_step: int = 500
-    output_save_step: int = 500
-    monitor_step: int = 100
-    no_monitor: bool = False
-    train_dir: str = "train_dir"
-    prefix: str = ""
-    seed: int = 0
-    checkpoint: str = None
-    strategy: str = "default"
-    num_cpu_devices: int = 1
-    deterministic: bool = False
-    steps_per_execution: int = 1
-    progress: bool = True
-
-    def run_name(self):
-        parts = [self.prefix] if self.prefix else []
-        parts += [os.path.basename(os.path.normpath(self.dataset)), self.activation, self.model,
-                  f"seed{self.seed}"]
-        return "-".join(parts)
-
-    def run_dir(self):
-        return os.path.join(self.train_dir, self.run_name())
-
-
-def validate(config):
-    """Check the flags that need no data; raise UsageError naming the flag and the fix."""
-    if config.activation not in registry.available():
-        try:
-            registry.get(config.activation)  # an alias is fine; an unknown name names the closest ones
-        except ValueError as error:
-            raise UsageError(f"--activation: {error}") from None
-    if config.model not in MODELS:
-        raise UsageError(f"unknown --model {config.model!r}; choose one of {', '.join(MODELS)}")
-    if config.strategy not in STRATEGIES:
-        raise UsageError(f"unknown --strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    for flag in ("batch_size", "max_training_steps", "log_step", "test_sample_step", "output_save_step",
-                 "monitor_step", "num_cpu_devices", "steps_per_execution"):
-        if getattr(config, flag) < 1:
-            raise UsageError(f"--{flag} must be at least 1, got {getattr(config, flag)}")
-    for flag in ("test_sample_step", "output_save_step"):
-        if getattr(config, flag) % config.log_step:
-            raise UsageError(f"--{flag} ({getattr(config, flag)}) must be a multiple of --log_step "
-                             f"({config.log_step}): both happen at the end of a logging window")
-    if config.log_step % config.steps_per_execution:
-        raise UsageError(f"--log_step ({config.log_step}) must be a multiple of --steps_per_execution "
-                         f"({config.steps_per_execution})")
-    if not config.learning_rate > 0:
-        raise UsageError(f"--learning_rate must be positive, got {config.learning_rate}")
-    if config.checkpoint and not os.path.isfile(config.checkpoint):
-        raise UsageError(f"--checkpoint {config.checkpoint!r} does not exist; give the path of a .keras "
-                         "checkpoint (e.g. train_dir/RUN/checkpoints/ckpt-00001000.keras)")
 
 
 def build_model(config, image_shape, num_classes):
@@ -172,34 +97,42 @@ def library_versions():
             "numpy": np.__version__, "h5py": h5py.__version__, "keras_frelu": keras_frelu.__version__}
 
 
-def _check_resumable(run_dir, config):
-    """Refuse to resume a run directory that was made with different experiment flags."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
+# What identifies a dataset for resuming: not how its folder was spelled, but what it holds.
+DATASET_IDENTITY = ("name", "image_shape", "num_classes", "train_size", "test_size")
+
+
+def dataset_summary(dataset):
+    """The dataset as config.json records it."""
+    return {"name": dataset.name, "path": os.path.abspath(dataset.path), "image_shape": list(dataset.image_shape),
+            "num_classes": dataset.num_classes, "train_size": len(dataset.train_labels),
+            "test_size": len(dataset.test_labels)}
+
+
+def check_resumable(run, config, dataset):
+    """Refuse to resume a run that was made with different experiment flags or another dataset. Folder
+    paths (--train_dir, --data_dir, --dataset as a path) may be spelled differently or have moved."""
+    saved = run.config()
+    if not saved:
         return
-    with open(path) as handle:
-        saved = json.load(handle)["flags"]
+    flags = saved.get("flags", {})
     for key, value in dataclasses.asdict(config).items():
-        if key not in RESUMABLE_CHANGES and key in saved and saved[key] != value:
-            raise UsageError(f"{run_dir} was trained with --{key} {saved[key]!r}, not {value!r}; rerun with "
+        if key not in RESUMABLE_CHANGES and key != "dataset" and key in flags and flags[key] != value:
+            raise UsageError(f"{run} was trained with --{key} {flags[key]!r}, not {value!r}; rerun with "
                              "the same flags to resume it, or pick another --prefix for a new run")
-
-
-def write_json(path, payload):
-    """Write JSON atomically (temporary file, then rename)."""
-    temp = path + ".tmp"
-    with open(temp, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(temp, path)
+    recorded, current = saved.get("dataset", {}), dataset_summary(dataset)
+    for key in DATASET_IDENTITY:
+        if key in recorded and recorded[key] != current[key]:
+            raise UsageError(f"{run} was trained on {recorded.get('name')} ({key} {recorded[key]!r}), but "
+                             f"--dataset {config.dataset} has {key} {current[key]!r}; give the same dataset "
+                             "to resume it, or pick another --prefix for a new run")
 
 
 class TrainingLoop(keras.callbacks.Callback):
     """The bookkeeping at each step and at the end of each logging window of ``model.fit``."""
 
-    def __init__(self, config, run_dir, start_step, test_data, writers, chief, previous_metrics):
+    def __init__(self, config, run, start_step, test_data, writers, chief, previous_metrics):
         super().__init__()
-        self.config, self.run_dir, self.chief = config, run_dir, chief
+        self.config, self.run, self.chief = config, run, chief
         self.step = start_step
         self.test_data = test_data
         self.writers = writers
@@ -211,9 +144,12 @@ class TrainingLoop(keras.callbacks.Callback):
 
     # -- per step --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        # smoothing=0: the rate (and the ETA) is the average since the first step ended, leaving out the
+        # first step, which traces the graph.
         self.bar = tqdm(total=self.config.max_training_steps, initial=self.step, unit="step",
                         disable=not (self.config.progress and self.chief), dynamic_ncols=True,
-                        mininterval=0.5)
+                        mininterval=0.5, smoothing=0)
+        self.first_step = True
         self.window_start = time.perf_counter()
         self.window_steps = 0
 
@@ -226,6 +162,9 @@ class TrainingLoop(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.bar.update(self.config.steps_per_execution)
+        if self.first_step and not self.bar.disable:
+            self.bar.initial, self.bar.start_t = self.bar.n, time.time()
+        self.first_step = False
         if self.bar.n % 10 == 0 or self.step >= self.config.max_training_steps:
             elapsed = time.perf_counter() - self.window_start
             self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{float(logs['accuracy']):.3f}",
@@ -271,8 +210,8 @@ class TrainingLoop(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         if self.chief:
-            checkpoints.save_checkpoint(self.model, self.run_dir, self.step)
-            write_json(os.path.join(self.run_dir, METRICS), self.metrics(complete=False))
+            checkpoints.save_checkpoint(self.model, self.run, self.step)
+            self.run.write_metrics(self.metrics(complete=False))
         else:  # saving reads synchronised variables, a collective operation every worker must join
             with tempfile.TemporaryDirectory() as scratch:
                 checkpoints.save_checkpoint(self.model, scratch, self.step)
@@ -337,6 +276,11 @@ def prepare(config):
         raise UsageError(f"--model {config.model} cannot take the images of {dataset.name} "
                          f"{tuple(dataset.image_shape)} ({error}); use another --model or resize the "
                          "dataset") from None
+    if config.checkpoint and not checkpoints.list_checkpoints(config.run_dir()):  # else it resumes its own
+        checkpoints.check_loadable(config.checkpoint)
+    if config.batch_size > len(dataset.train_labels):
+        raise UsageError(f"--batch_size {config.batch_size} is larger than the training split of {dataset.name} "
+                         f"({len(dataset.train_labels)} images); give at most {len(dataset.train_labels)}")
     return dataset
 
 
@@ -344,67 +288,80 @@ def train(config, dataset=None, strategy=None, callbacks=()):
     """Train (or resume) the run of ``config``; return the metrics written to ``metrics.json``.
 
     ``strategy`` is ``make_strategy(config)``, which must be made before TensorFlow runs any operation
-    (multi-worker collectives are configured at start-up), so before ``prepare``.
+    (multi-worker collectives are configured at start-up), so before ``prepare``. The writing process holds
+    the run's lock throughout: a second trainer or evaler on the same run stops at once with ``RunLocked``.
     """
     if dataset is None:
         dataset = prepare(config)
-    run_dir = config.run_dir()
-    _check_resumable(run_dir, config)
+    run = RunDir(config.run_dir())
+    chief = is_chief()
+    if not chief:
+        return _train(config, dataset, strategy, callbacks, run, chief)
+    existed = os.path.isdir(run.path)
+    try:
+        with run.lock():
+            files.remove_stale_temporaries(run.path)
+            files.remove_stale_temporaries(run.checkpoint_dir, suffix=".keras")
+            return _train(config, dataset, strategy, callbacks, run, chief)
+    finally:
+        if not existed:
+            run.remove_if_unused()
+
+
+def _train(config, dataset, strategy, callbacks, run, chief):
+    check_resumable(run, config, dataset)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    chief = is_chief()
 
-    resume_from = checkpoints.latest_checkpoint(run_dir) or config.checkpoint
     with strategy.scope() if strategy else contextlib.nullcontext():
-        if resume_from:
-            model = checkpoints.load_checkpoint(resume_from)
-        else:
+        model, resume_from = checkpoints.load_latest(run) if chief else _load_shared_checkpoint(run)
+        if model is None and config.checkpoint:
+            model, resume_from = checkpoints.check_loadable(config.checkpoint), config.checkpoint
+        if model is None:
             model = build_model(config, dataset.image_shape, dataset.num_classes)
             compile_model(model, config)
     start_step = int(model.optimizer.iterations.numpy()) if resume_from else 0
 
+    previous = run.metrics() if chief and start_step else {}
     if chief:
-        os.makedirs(run_dir, exist_ok=True)
-        write_json(os.path.join(run_dir, "config.json"),
-                   {"flags": dataclasses.asdict(config), "versions": library_versions(),
-                    "dataset": {"name": dataset.name, "path": dataset.path,
-                                "image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes,
-                                "train_size": len(dataset.train_labels),
-                                "test_size": len(dataset.test_labels)},
-                    "resumed_from": resume_from, "start_step": start_step})
-    metrics_path = os.path.join(run_dir, METRICS)
-    previous = read_json(metrics_path) if chief and start_step else {}
+        run.write_config({"flags": dataclasses.asdict(config), "versions": library_versions(),
+                          "dataset": dataset_summary(dataset), "resumed_from": resume_from,
+                          "start_step": start_step})
     if start_step >= config.max_training_steps:
-        print(f"{run_dir} is already trained to step {start_step} (--max_training_steps "
+        print(f"{run} is already trained to step {start_step} (--max_training_steps "
               f"{config.max_training_steps}); raise --max_training_steps to train further")
         return previous
 
     writers = {}
     if chief:
-        writers = {split: tf.summary.create_file_writer(os.path.join(run_dir, split)) for split in ("train", "test")}
+        writers = {split: events.resumed_writer(run.events(split), start_step) for split in ("train", "test")}
     train_data = data.make_dataset(dataset.train_images, dataset.train_labels, config.batch_size, shuffle=True,
                                    seed=config.seed, repeat=True, drop_remainder=True, start_batch=start_step)
     test_data = data.make_dataset(dataset.test_images, dataset.test_labels, config.batch_size, shuffle=False)
-    loop = TrainingLoop(config, run_dir, start_step, test_data, writers, chief, previous)
+    loop = TrainingLoop(config, run, start_step, test_data, writers, chief, previous)
     all_callbacks = [loop, *callbacks]
     if not config.no_monitor and chief:
         # A fixed sample of the test split, so pictures compare across steps and runs; its labels give
         # the monitor's per-layer gradient norms.
         sample = data.scale_images(dataset.test_images[:16])
-        all_callbacks.append(ActivationMonitor(os.path.join(run_dir, "activations"), sample=sample,
+        all_callbacks.append(ActivationMonitor(run.events("activations"), sample=sample,
                                                labels=dataset.test_labels[:16],
                                                every_n_steps=config.monitor_step))
 
     windows = math.ceil((config.max_training_steps - start_step) / config.log_step)
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _work_around_keras_multi_worker(model)
-        model.fit(train_data, epochs=windows, steps_per_epoch=config.log_step, callbacks=all_callbacks,
-                  verbose=0, shuffle=False)  # the batches are already in their seeded order
+    try:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                _work_around_keras_multi_worker(model)
+            model.fit(train_data, epochs=windows, steps_per_epoch=config.log_step, callbacks=all_callbacks,
+                      verbose=0, shuffle=False)  # the batches are already in their seeded order
+    finally:
+        for writer in writers.values():
+            writer.close()
 
     if loop.diverged_at is not None:
-        last_good = checkpoints.latest_checkpoint(run_dir)
+        last_good = checkpoints.latest_checkpoint(run)
         raise TrainingDiverged(
             f"the loss became NaN/inf at step {loop.diverged_at}; the last good checkpoint is "
             f"{last_good or 'none (no checkpoint was written yet)'}; lower --learning_rate or --clip_norm and "
@@ -412,21 +369,17 @@ def train(config, dataset=None, strategy=None, callbacks=()):
 
     metrics = loop.metrics(complete=True)
     if chief:
-        write_json(metrics_path, metrics)
-        for writer in writers.values():
-            writer.close()
+        run.write_metrics(metrics)
     return metrics
+
+
+def _load_shared_checkpoint(run):
+    """What a non-chief worker resumes from: the newest checkpoint it sees in its folder (it writes none)."""
+    path = checkpoints.latest_checkpoint(run)
+    return (checkpoints.load_checkpoint(path), path) if path else (None, None)
 
 
 def _merge_history(previous, current):
     """Earlier windows of a resumed run, then this run's (later steps replace replayed ones)."""
     first = current[0]["step"] if current else math.inf
     return [record for record in previous if record["step"] < first] + current
-
-
-def read_json(path):
-    """The JSON object in ``path``, or {} when the file does not exist (yet)."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)

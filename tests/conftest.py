@@ -22,6 +22,26 @@ def popen_cli(script, *args, cwd=None, env=None, **kwargs):
                             env=env or CLI_ENV, **kwargs)
 
 
+def call_cli(script, *args):
+    """Run a front door's ``main`` in this process, as its ``__main__`` would; return (exit code, stdout,
+    stderr). Much faster than a new process for checks that end before any training."""
+    import contextlib
+    import io
+    import runpy
+
+    from keras_frelu import cli
+
+    module = runpy.run_path(str(ROOT / script))
+    out, err = io.StringIO(), io.StringIO()
+    saved, sys.argv = sys.argv, [script]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.call(module["main"], [str(arg) for arg in args])
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()
+
+
 def error_lines(stderr):
     """stderr without TensorFlow/absl start-up chatter (which no flag of ours can silence)."""
     noise = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")

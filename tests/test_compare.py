@@ -14,12 +14,13 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import error_lines, popen_cli, run_cli
+from conftest import popen_cli, run_cli
 from PIL import Image
 
-from keras_frelu import checkpoints, compare
+from keras_frelu import checkpoints
+from keras_frelu.compare import plan, report, resources, state
 from keras_frelu.errors import UsageError
-from trainer import build_parser as trainer_parser
+from keras_frelu.config import build_parser as trainer_parser
 
 # Steps are cheap on digits; every run pays ~5-10 s of TensorFlow start-up, so runs are few and short.
 TRAINER_FLAGS = ["--max_training_steps", 200, "--log_step", 20, "--test_sample_step", 40, "--output_save_step", 40,
@@ -69,36 +70,36 @@ def mean_std(values, digits):
 # ---------------------------------------------------------------------------------------------- planning
 
 def test_plan_folder_names_and_per_run_flags():
-    base = compare.trainer_config(trainer_parser(), ["--max_training_steps", "100"])
+    base = plan.trainer_config(trainer_parser(), ["--max_training_steps", "100"])
     assert base.max_training_steps == 100 and base.activation == "relu"
     # Flags that may change on resume keep the folder; experiment flags make a new one.
-    assert compare.default_name(base, ["digits"]) == "compare-digits"
-    assert compare.default_name(compare.trainer_config(trainer_parser(), ["--learning_rate", "1e-3"]), ["digits"]) \
-        == compare.default_name(compare.trainer_config(trainer_parser(), ["--learning_rate", "0.001"]), ["digits"]) \
+    assert plan.default_name(base, ["digits"]) == "compare-digits"
+    assert plan.default_name(plan.trainer_config(trainer_parser(), ["--learning_rate", "1e-3"]), ["digits"]) \
+        == plan.default_name(plan.trainer_config(trainer_parser(), ["--learning_rate", "0.001"]), ["digits"]) \
         != "compare-digits"
-    assert compare.default_name(base, ["digits", "/data/MNIST/"]) == "compare-digits+MNIST"
+    assert plan.default_name(base, ["digits", "/data/MNIST/"]) == "compare-digits+MNIST"
     for flags, instead in ((["--seed", "3"], "--seeds"), (["--activation", "selu"], "--activations"),
                            (["--dataset", "MNIST"], "--datasets")):
         with pytest.raises(UsageError, match=instead):
-            compare.trainer_config(trainer_parser(), flags)
+            plan.trainer_config(trainer_parser(), flags)
 
-    assert compare.activation_names(["ReLU", "leaky_relu", "lrelu", "frelu"]) == ["relu", "lrelu", "frelu"]
-    configs = compare.plan(base, "runs/c", ["relu", "frelu"], ["digits"], seeds=2)
+    assert plan.activation_names(["ReLU", "leaky_relu", "lrelu", "frelu"]) == ["relu", "lrelu", "frelu"]
+    configs = plan.plan(base, "runs/c", ["relu", "frelu"], ["digits"], seeds=2)
     assert [(c.activation, c.seed, c.train_dir) for c in configs] == [
         ("relu", 0, "runs/c"), ("frelu", 0, "runs/c"), ("relu", 1, "runs/c"), ("frelu", 1, "runs/c")]
     assert {c.max_training_steps for c in configs} == {100}
 
     # CPU: a run per two cores, the cores shared out as TensorFlow threads; GPU: a device per run.
-    assert compare.default_parallel(4, cpus=8, gpus=[]) == 4
-    assert compare.default_parallel(4, cpus=2, gpus=[]) == 1
-    assert compare.default_parallel(2, cpus=32, gpus=[]) == 2
-    assert compare.default_parallel(4, cpus=8, gpus=["0", "1"]) == 2
-    assert compare.default_parallel(4, cpus=8, gpus=[], strategy="mirrored") == 1
-    env = compare.child_environment(1, parallel=4, cpus=8, gpus=[], environ={})
+    assert resources.default_parallel(4, cpus=8, gpus=[]) == 4
+    assert resources.default_parallel(4, cpus=2, gpus=[]) == 1
+    assert resources.default_parallel(2, cpus=32, gpus=[]) == 2
+    assert resources.default_parallel(4, cpus=8, gpus=["0", "1"]) == 2
+    assert resources.default_parallel(4, cpus=8, gpus=[], strategy="mirrored") == 1
+    env = resources.child_environment(1, parallel=4, cpus=8, gpus=[], environ={})
     assert env["TF_NUM_INTRAOP_THREADS"] == "2" and env["TF_NUM_INTEROP_THREADS"] == "1"
     chosen = {"TF_NUM_INTRAOP_THREADS": "6"}  # the user's own setting wins
-    assert compare.child_environment(0, 2, 8, [], environ=chosen)["TF_NUM_INTRAOP_THREADS"] == "6"
-    assert compare.child_environment(3, 4, 8, ["4", "5"], environ={})["CUDA_VISIBLE_DEVICES"] == "5"
+    assert resources.child_environment(0, 2, 8, [], environ=chosen)["TF_NUM_INTRAOP_THREADS"] == "6"
+    assert resources.child_environment(3, 4, 8, ["4", "5"], environ={})["CUDA_VISIBLE_DEVICES"] == "5"
 
 
 # ------------------------------------------------------------------------- report from written event files
@@ -129,10 +130,10 @@ def test_report_numbers_from_event_files(tmp_path):
         RUN.format("frelu", 0): ("frelu", 0, "complete", [0.75, 0.875, 0.9375, 1.0], [80, 700, 800, 600], 0.125, 2.0),
         RUN.format("frelu", 1): ("frelu", 1, "failed", [0.5, 0.25], [90, 10], 9.0, 9.0),
     }
-    state = {"trainer_args": ["--max_training_steps", "80"], "runs": {}}
+    recorded = {"trainer_args": ["--max_training_steps", "80"], "runs": {}}
     for name, (activation, seed, status, accuracy, speed, final_mean, final_std) in runs.items():
         message = "trainer.py: error: the loss became NaN/inf at step 41" if status == "failed" else "done"
-        state["runs"][name] = {"dataset": "digits", "activation": activation, "seed": seed, "status": status,
+        recorded["runs"][name] = {"dataset": "digits", "activation": activation, "seed": seed, "status": status,
                                "message": message}
         loss = [2.0, 1.0, 0.5, 0.25][:len(accuracy)]
         write_run(folder, name, activation, seed, list(zip(steps, accuracy)), list(zip(steps, loss)),
@@ -140,13 +141,13 @@ def test_report_numbers_from_event_files(tmp_path):
                   {"activations/act_conv1/mean": [(40, 5.0), (80, final_mean)],
                    "activations/act_conv1/std": [(40, 5.0), (80, final_std)],
                    "activations/act_conv1/zero_fraction": [(80, 0.5)]})
-    compare.write_state(str(folder), state)
+    state.write_state(str(folder), recorded)
     # A run directory that no comparison recorded (e.g. trainer.py run by hand) still counts, as incomplete.
     write_run(folder, RUN.format("selu", 0), "selu", 0, [(20, 0.5)], [(20, 1.0)], [(20, 10.0)], {})
 
-    report = compare.write_report(str(folder))
+    written = report.write_report(str(folder))
     markdown = (folder / "comparison.md").read_text()
-    assert markdown == report.markdown
+    assert markdown == written.markdown
 
     summary = table(markdown, "dataset", key="activation")
     assert list(summary) == ["frelu", "relu", "selu"]  # best mean final accuracy first, no complete run last
@@ -170,7 +171,7 @@ def test_report_numbers_from_event_files(tmp_path):
     with Image.open(folder / "comparison.png") as image:
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape[0] > 200 and pixels.shape[1] > 500 and pixels.std() > 0
-    assert "| digits | frelu | 1 of 2 (1 failed) |" in compare.report_text(report)
+    assert "| digits | frelu | 1 of 2 (1 failed) |" in report.report_text(written)
 
 
 # ----------------------------------------------------------------------------------------- real processes
@@ -321,20 +322,6 @@ def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
     assert (folder / "comparison.png").exists() and f"| digits | {other_activation} | 2 |" in result.stdout
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--activations", "relu", "frelux"], "frelu"),
-    (["--datasets", "no_such_dataset"], "no_such_dataset"),
-])
-def test_bad_input_one_line_error_exit_2_nothing_created(data_dir, tmp_path, flags, expected):
-    train_dir = tmp_path / "runs"
-    result = run_cli("script.py", *flags, "--train_dir", train_dir, "--no_tensorboard", "--", "--data_dir", data_dir)
-    lines = error_lines(result.stderr)
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and "error" in lines[0] and expected in lines[0], lines
-    assert "Traceback" not in result.stderr
-    assert not train_dir.exists()
-
-
 def test_clean_removes_only_its_own_folder_and_not_while_its_runs_train(tmp_path):
     mine = tmp_path / "compare-digits"
     (mine / "run").mkdir(parents=True)
@@ -343,9 +330,9 @@ def test_clean_removes_only_its_own_folder_and_not_while_its_runs_train(tmp_path
                                "--train_dir", str(mine)], stdout=subprocess.PIPE)
     try:
         orphan.stdout.readline()  # it runs: its command line is its own now
-        compare.write_state(str(mine), {"trainer_args": [], "runs": {"run": {"status": "running", "pid": orphan.pid}}})
+        state.write_state(str(mine), {"trainer_args": [], "runs": {"run": {"status": "running", "pid": orphan.pid}}})
         with pytest.raises(UsageError, match=f"process {orphan.pid}"):
-            compare.clean(str(mine))
+            state.clean(str(mine))
     finally:
         orphan.kill()
         orphan.wait()
@@ -353,7 +340,7 @@ def test_clean_removes_only_its_own_folder_and_not_while_its_runs_train(tmp_path
     other = tmp_path / "compare-MNIST"
     (other / "keep").mkdir(parents=True)
     with pytest.raises(UsageError, match="not a comparison folder"):
-        compare.clean(str(other))
-    compare.clean(str(mine))
+        state.clean(str(other))
+    state.clean(str(mine))
     assert not mine.exists() and (other / "keep").exists()
-    compare.clean(str(mine))  # nothing left to remove: no error
+    state.clean(str(mine))  # nothing left to remove: no error

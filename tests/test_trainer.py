@@ -6,7 +6,6 @@ import signal
 import socket
 import time
 
-import h5py
 import numpy as np
 import pytest
 from conftest import CLI_ENV, error_lines, popen_cli, run_cli
@@ -151,35 +150,6 @@ def test_multi_worker_strategy_with_two_processes(data_dir, tmp_path):
     metrics = read_json(only_run_dir(tmp_path / "w0") / "metrics.json")
     assert metrics["complete"] and metrics["step"] == 100
     assert not (tmp_path / "w1").exists()  # only the chief writes
-
-
-def write_two_channel_dataset(folder):
-    folder.mkdir()
-    with h5py.File(folder / "data.hdf5", "w") as handle:
-        for index in range(20):
-            group = handle.create_group(str(index))
-            group["image"] = np.zeros((8, 8, 2), np.uint8)
-            group["label"] = np.eye(2)[index % 2]
-    (folder / "id.txt").write_text("".join(f"{index}\n" for index in range(20)))
-
-
-@pytest.mark.parametrize("flags, expected", [
-    (["--activation", "frelux"], "frelu"),
-    (["--dataset", "no_such_dataset"], "no_such_dataset"),
-    (["--batch_size", "0"], "--batch_size"),
-    (["--dataset", "TWO_CHANNEL"], "--model"),
-])
-def test_bad_flags_give_one_line_error_exit_2_and_no_run_dir(data_dir, tmp_path, flags, expected):
-    if "TWO_CHANNEL" in flags:
-        write_two_channel_dataset(tmp_path / "two_channel")
-        flags = ["--dataset", tmp_path / "two_channel"]
-    train_dir = tmp_path / "runs"
-    result = run_cli("trainer.py", "--data_dir", data_dir, "--train_dir", train_dir, *flags)
-    lines = error_lines(result.stderr)
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and "error" in lines[0] and expected in lines[0], lines
-    assert "Traceback" not in result.stderr
-    assert not train_dir.exists()
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):

@@ -33,7 +33,8 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from keras_frelu.errors import DatasetError
+from keras_frelu import files
+from keras_frelu.errors import DatasetError, StorageError
 
 DATA_FILES = ("data.hdf5", "data.hy")
 ID_FILE = "id.txt"
@@ -461,11 +462,11 @@ def _cached_per_id(folder, path, id_path, ids, memory_limit, progress):
         except (OSError, DatasetError):
             pass  # a damaged cache is rebuilt below
     try:
-        with _atomic_output(cache) as temporary:
+        with files.atomic_path(cache) as temporary:
             _write_cache(path, ids, temporary, key, progress, memory_limit)
-    except OSError as error:  # the folder is read-only, the disk full, ...: convert into a temporary file
-        log.warning(f"note: cannot write {cache} ({error.strerror or error}); every load of {folder} will read "
-                    "all its groups")
+    except (OSError, StorageError) as error:  # read-only folder, full disk: convert into a temporary file
+        log.warning(f"note: cannot write {cache} ({getattr(error, 'strerror', None) or error}); every load of "
+                    f"{folder} will read all its groups")
         with tempfile.TemporaryDirectory() as directory:
             temporary = os.path.join(directory, CACHE_FILE)
             _write_cache(path, ids, temporary, key, progress, memory_limit)
@@ -473,20 +474,6 @@ def _cached_per_id(folder, path, id_path, ids, memory_limit, progress):
                 return _read_columnar(handle, path, ids, float("inf"), layout="per-id")
     with h5py.File(cache, "r") as handle:
         return _read_columnar(handle, cache, ids, memory_limit, layout="per-id (columnar cache built)")
-
-
-@contextlib.contextmanager
-def _atomic_output(path):
-    """A temporary path beside ``path`` that replaces it only when the block succeeds (else it is removed)."""
-    directory, name = os.path.split(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _write_cache(path, ids, output, key, progress, memory_limit):

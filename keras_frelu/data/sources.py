@@ -29,6 +29,7 @@ import zlib
 import numpy as np
 from tqdm.auto import tqdm
 
+from keras_frelu import files
 from keras_frelu.data import hdf5
 from keras_frelu.errors import DatasetError, DownloadError
 
@@ -376,9 +377,9 @@ def write_dataset(folder, converted, attrs=None):
     """Write ``converted`` into ``folder``: data.hdf5 (columnar), id.txt and test_id.txt."""
     hdf5.write_columnar(os.path.join(folder, hdf5.DATA_FILES[0]), converted.parts, converted.num_classes,
                         converted.class_names, attrs)
-    with open(os.path.join(folder, hdf5.ID_FILE), "w", encoding="utf-8") as handle:
+    with files.atomic_write(os.path.join(folder, hdf5.ID_FILE)) as handle:
         handle.writelines(f"{identifier}\n" for ids, _, _ in converted.parts for identifier in ids)
-    with open(os.path.join(folder, hdf5.TEST_ID_FILE), "w", encoding="utf-8") as handle:
+    with files.atomic_write(os.path.join(folder, hdf5.TEST_ID_FILE)) as handle:
         handle.writelines(f"{identifier}\n" for identifier in converted.test_ids)
 
 

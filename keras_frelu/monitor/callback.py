@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_frelu import models
+from keras_frelu import events, models
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import figures as panels
 from keras_frelu.monitor.background import BackgroundThread
@@ -41,24 +41,15 @@ class ActivationMonitor(keras.callbacks.Callback):
     - ``weight_norm/K`` for every layer ``K`` of the model with trainable weights (global L2 norm of its
       weights), and with ``labels``, ``gradient_norm/K`` (switch ``weight_norms``).
 
-    Gradient norms: Keras ``fit`` does not hand the gradients of its training step to callbacks, and
-    changing its train step would slow every step. So at each monitor step the monitor computes the
-    gradient of the model's compiled loss (``model.compute_loss``, regularisation included) on the fixed
-    ``(sample, labels)`` with a ``GradientTape``, in inference mode, and restores the metric trackers the
-    loss may update. These are the gradients of a fixed batch, comparable across steps and runs, not the
-    noisy ones of the training batches; without ``labels`` only the weight norms are written.
+    Gradient norms are those of the compiled loss on the fixed ``(sample, labels)``, in inference mode
+    (Keras ``fit`` does not hand its gradients to callbacks): comparable across steps and runs; without
+    ``labels`` only the weight norms are written.
 
-    A final set (figures included) is written at the end of training unless the last step already has
-    one, so short runs get one too.
-
-    Cost: the hooks run one TensorFlow graph (the forward pass and the gradients; traced in the
-    background at the start of training, then a few milliseconds per monitor step for the reference
-    network) and copy the parameters; everything else runs in a background thread
-    (``keras_frelu.monitor.background``) while training goes on: statistics, histograms and images in
-    NumPy on the 16-sample outputs, one event with every summary (``keras_frelu.monitor.summaries``), and
-    the matplotlib figures, about 40 ms of CPU per monitored layer each time, hence their own, ten times
-    longer, default interval. The end of training (and ``write``) waits until everything is written.
-    ``bench/monitor_overhead.py`` measures the whole (bench/RESULTS.md).
+    A final set (figures included) is written at the end of every ``fit`` unless its last step already has
+    one. The hooks only run one traced graph and copy the parameters; statistics, pictures, figures and
+    the event writes run in a background thread while training goes on, and the end of ``fit`` (and
+    ``write``) waits for them and closes the event file. A monitor that starts at a step other than 0 (a
+    resumed run) marks the restart in its event files, so TensorBoard drops the replayed steps.
 
     Args:
         log_dir: folder for the event files (created if missing).
@@ -100,6 +91,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._background = BackgroundThread()
         self._outputs_model = self._values_function = None
         self._writer = None
+        self._fits = 0
 
     # -- Keras hooks ---------------------------------------------------------------------------
     def set_model(self, model):
@@ -118,16 +110,16 @@ class ActivationMonitor(keras.callbacks.Callback):
                              "are each called once") from None
 
     def on_train_begin(self, logs=None):
-        if self._writer is None:  # one writer for every fit call
-            self._writer = tf.summary.create_file_writer(self.log_dir)
         # The optimizer's step is read once; then steps are counted here, which is cheaper than reading
         # the variable after every batch.
         self._step = int(self.model.optimizer.iterations.numpy())
+        # The first fit of a resumed run restarts the step axis; later fits continue it.
+        self._writer = events.resumed_writer(self.log_dir, 0 if self._fits else self._step)
+        self._fits += 1
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
         if self._values_function is None:
-            # Traced in the background while the first steps train: tracing the forward and backward
-            # graph takes a fraction of a second, as long as dozens of steps of a small model.
+            # Traced in the background while the first steps train, which it would otherwise hold up.
             self._background.submit(self._traced_values_function().get_concrete_function, self._sample,
                                     self._labels)
         if self.switches["figures"]:
@@ -147,8 +139,11 @@ class ActivationMonitor(keras.callbacks.Callback):
             self.write(self._step, summaries=True, figures=figures_due, wait=False)
 
     def on_train_end(self, logs=None):
-        self.write(self._step, summaries=self._step != self._summaries_step,
-                   figures=self._step != self._figures_step)
+        try:
+            self.write(self._step, summaries=self._step != self._summaries_step,
+                       figures=self._step != self._figures_step)
+        finally:
+            self._writer.close()
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, step, summaries=True, figures=True, wait=True):
@@ -173,8 +168,8 @@ class ActivationMonitor(keras.callbacks.Callback):
             self._background.check()
 
     def _traced_values_function(self):
-        """``_graph_values`` as one graph for the forward pass and the gradients: run eagerly they would
-        cost more than the 100 training steps between two monitor steps of a small model."""
+        """``_graph_values`` as one graph for the forward pass and the gradients (eagerly they would cost
+        more than the training steps between two monitor steps of a small model)."""
         if self._values_function is None:
             self._values_function = tf.function(self._graph_values, autograph=False)
         return self._values_function

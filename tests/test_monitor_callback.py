@@ -15,15 +15,11 @@ from tensorboard.backend.event_processing import event_accumulator
 from keras_frelu import layers
 from keras_frelu.errors import UsageError
 from keras_frelu.monitor import ActivationMonitor
-from keras_frelu.monitor import figures, summaries
-from keras_frelu.monitor.background import BackgroundThread
-from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
 
 STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
 STEPS = 8  # optimizer steps of the fixture's training run
 EVERY = 3  # summaries at steps 3 and 6, and the final set at 8
 FIGURE_EVERY = 6  # figures at step 6, and at 8 (end of training)
-RNG = np.random.default_rng(0)
 
 
 def small_model():
@@ -46,9 +42,10 @@ def small_model():
     return model
 
 
-def training_data(samples=64):
-    images = RNG.normal(size=(samples, 8, 8, 1)).astype(np.float32)
-    labels = RNG.integers(0, 3, samples).astype(np.int32)
+def training_data(samples=64, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(samples, 8, 8, 1)).astype(np.float32)
+    labels = rng.integers(0, 3, samples).astype(np.int32)
     return images, labels
 
 
@@ -247,7 +244,7 @@ def test_steps_count_across_epochs_executions_of_several_steps_and_fit_calls(tmp
     outputs = keras.layers.Dense(2)(layers.ReLU(name="act")(keras.layers.Dense(3)(inputs)))
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
-    data = RNG.normal(size=(8, 4)).astype(np.float32)
+    data = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
     monitor = ActivationMonitor(tmp_path, sample=data[:2], every_n_steps=3, figures=False)
     model.fit(data, data[:, :2], batch_size=1, epochs=2, callbacks=[monitor], verbose=0)
     # two epochs of 8 steps run as executions of 4 steps, ending at steps 4, 8, 12 and 16: each crossed a
@@ -296,118 +293,3 @@ def test_bad_arguments_raise_one_clear_error(tmp_path, kwargs, message):
     arguments = {"sample": np.zeros((2, 8, 8, 1)), **kwargs}
     with pytest.raises(UsageError, match=message):
         ActivationMonitor(tmp_path, **arguments)
-
-
-def test_statistics_follow_their_definitions():
-    # units (columns): always zero (dead), once zero, never zero
-    values = np.array([[0.0, 0.0, 2.0], [0.0, -1.0, 3.0]], dtype=np.float32)
-    got = {name: float(value) for name, value in activation_statistics(values).items()}
-    assert got == pytest.approx({"mean": 4 / 6, "std": float(np.std(values)), "min": -1.0, "max": 3.0,
-                                 "zero_fraction": 3 / 6, "dead_fraction": 1 / 3, "negative_fraction": 1 / 6})
-
-
-def test_histogram_buckets_of_constant_and_non_finite_values():
-    constant = histogram_buckets(np.full(7, 2.0))
-    assert constant[0, 0] == 1.5 and constant[-1, 1] == 2.5 and constant[:, 2].sum() == 7
-    mixed = histogram_buckets(np.array([np.nan, np.inf, 1.0, 3.0]))
-    assert mixed[0, 0] == 1.0 and mixed[-1, 1] == 3.0 and mixed[0, 2] == 1 and mixed[-1, 2] == 1
-    assert mixed[:, 2].sum() == 2
-    assert histogram_buckets(np.array([np.nan]))[:, 2].sum() == 0
-
-
-def test_panels_survive_a_diverged_layer_and_keep_their_size():
-    panels = figures.Panels()
-    finite = panels.render("act", RNG.normal(size=(4, 3, 3, 2)))
-    diverged = panels.render("act", np.full((4, 3, 3, 2), np.nan))
-    assert [picture.shape for picture in diverged] == [picture.shape for picture in finite]
-    assert not np.array_equal(diverged[1], finite[1])
-
-
-def test_panels_painted_after_other_layers_equal_fresh_ones():
-    # One figure of each kind paints every layer over a saved frame: nothing of the previous layer (a
-    # larger grid, other ticks, a cut zero bin) may remain.
-    conv, dense = np.maximum(RNG.normal(size=(4, 6, 6, 5)), 0), RNG.normal(size=(4, 7))
-    reused = figures.Panels()
-    conv_pictures = reused.render("conv", conv)
-    after_conv = reused.render("dense", dense)
-    fresh = figures.Panels().render("dense", dense)
-    for picture, expected, other in zip(after_conv, fresh, conv_pictures):
-        np.testing.assert_array_equal(picture, expected)
-        assert np.mean(np.any(picture != other, axis=-1)) > 0.01
-
-
-def test_summary_wraps_after_six_layers():
-    top = [np.full((2, 3, 3), index, dtype=np.uint8) for index in range(7)]
-    bottom = [np.full((2, 3, 3), 100 + index, dtype=np.uint8) for index in range(7)]
-    picture = figures.side_by_side(top, bottom)
-    assert picture.shape == (8, 18, 3)
-    assert (picture[0:2, 3:6] == 1).all() and (picture[2:4, 3:6] == 101).all()
-    assert (picture[4:6, 0:3] == 6).all() and (picture[6:8, 0:3] == 106).all()
-    assert (picture[4:, 3:] == 255).all()  # the empty cells of the second band stay white
-
-
-@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 7, 3), (230, 288, 3)])
-def test_png_decodes_to_the_same_pixels_in_two_independent_decoders(shape):
-    picture = RNG.integers(0, 256, shape, dtype=np.uint8)
-    picture[: shape[0] // 2] = 255  # flat areas as in the panels, and noise
-    blob = summaries.png(picture)
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(blob))), picture)
-    np.testing.assert_array_equal(tf.io.decode_png(blob).numpy(), picture)
-
-
-def test_png_refuses_what_is_not_a_uint8_rgb_picture():
-    for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8)):
-        with pytest.raises(ValueError, match="uint8 \\(height, width, 3\\)"):
-            summaries.png(bad)
-
-
-def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
-    # The monitor builds its summaries as protos (keras_frelu.monitor.summaries); TensorBoard must see the
-    # same plugin, dtype, shape and values as from tf.summary's own ops.
-    buckets = histogram_buckets(RNG.normal(size=50))
-    picture = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    with tf.summary.create_file_writer(str(tmp_path / "tf")).as_default(step=4):
-        tf.summary.scalar("s", 0.25)
-        tf.summary.histogram("h", RNG.normal(size=50))  # only plugin, dtype and shape are compared
-        tf.summary.image("i", picture[np.newaxis])
-    writer = tf.summary.create_file_writer(str(tmp_path / "ours"))
-    summaries.write(writer, 4, [summaries.scalar("s", 0.25), summaries.histogram("h", buckets),
-                                summaries.image("i", [summaries.png(picture)], 5, 7)])
-    writer.flush()
-    theirs, ours = (event_accumulator.EventAccumulator(str(tmp_path / name), size_guidance={"tensors": 0})
-                    for name in ("tf", "ours"))
-    theirs.Reload()
-    ours.Reload()
-    for tag in ("s", "h", "i"):
-        (their_event,), (our_event,) = theirs.Tensors(tag), ours.Tensors(tag)
-        assert our_event.step == their_event.step == 4
-        assert ours.SummaryMetadata(tag).plugin_data.plugin_name == theirs.SummaryMetadata(tag).plugin_data.plugin_name
-        their_value, our_value = tf.make_ndarray(their_event.tensor_proto), tf.make_ndarray(our_event.tensor_proto)
-        assert our_value.dtype == their_value.dtype and our_value.shape == their_value.shape, tag
-    assert tf.make_ndarray(ours.Tensors("s")[0].tensor_proto) == np.float32(0.25)
-    np.testing.assert_array_equal(tf.make_ndarray(ours.Tensors("h")[0].tensor_proto), buckets)
-    their_image, our_image = (tf.make_ndarray(accumulator.Tensors("i")[0].tensor_proto)
-                              for accumulator in (theirs, ours))
-    assert list(our_image[:2]) == list(their_image[:2]) == [b"7", b"5"]
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(our_image[2]))), picture)
-
-
-def test_background_thread_runs_jobs_in_order_and_raises_their_errors():
-    thread = BackgroundThread()
-    done = []
-    for index in range(5):
-        thread.submit(done.append, index)
-    thread.wait()
-    assert done == list(range(5)) and thread.cpu_seconds >= 0.0
-
-    def fail():
-        raise OSError("disk full")
-
-    thread.submit(fail)
-    thread.submit(done.append, 5)
-    with pytest.raises(OSError, match="disk full"):
-        thread.wait()
-    assert done[-1] == 5  # later jobs still ran; the thread is ended, a new submit starts another
-    thread.submit(done.append, 6)
-    thread.wait()
-    assert done[-1] == 6

@@ -1,0 +1,22 @@
+"""Comparison runs: the same training with several activations side by side, TensorBoard, and a report.
+
+``script.py`` is the front door (``keras_frelu.compare.command``). A comparison lives in one folder,
+``train_dir/compare-<datasets>[-<hash>]`` (or ``train_dir/NAME`` with ``--name``), holding
+
+- one run directory per (dataset, activation, seed), written by a ``trainer.py`` child process started
+  with the same trainer flags for every run except ``--activation``, ``--dataset`` and ``--seed``;
+- ``runs.json`` (``state``): the trainer flags and each run's status (pending, running, complete, failed,
+  interrupted), exit code, process id and last output line. It marks the folder as made by script.py:
+  ``clean`` removes no folder without it;
+- ``logs/<run>.log``, ``logs/tensorboard.log``: the output of each child (appended on every attempt);
+- ``comparison.md`` and ``comparison.png`` (``report``): built from the event files only.
+
+One job per module: ``plan`` (the runs and the folder name), ``resources`` (runs at once, threads and
+GPUs per run), ``state`` (runs.json), ``tensorboard``, ``runner`` (the trainer children, Ctrl-C),
+``report`` and ``command`` (script.py's flags and main).
+
+The default folder name hashes the trainer flags that define the experiment (those ``trainer.py`` refuses
+to change when it resumes a run), so rerunning a command finds its folder and resumes its runs, while
+changing e.g. the learning rate starts a new comparison beside the old one. Activations and seeds are not
+in the name: adding some to a comparison adds runs to the same folder.
+"""

@@ -1,0 +1,157 @@
+"""The flags of one training run: ``TrainConfig``, the trainer's argument parser and the checks that need
+no data. Imports no TensorFlow, so ``--help`` and usage errors answer at once."""
+
+import argparse
+import dataclasses
+import math
+import os
+
+from keras_frelu import cli
+from keras_frelu.errors import UsageError
+
+MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# Flags that may change between a run and its resumption; any other change is a different experiment.
+RESUMABLE_CHANGES = frozenset(
+    {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
+     "no_monitor", "checkpoint", "progress", "num_cpu_devices", "strategy", "steps_per_execution",
+     "train_dir", "data_dir", "verbose"}
+)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    data_dir: str = "datasets"
+    test_fraction: float = 0.2
+    activation: str = "relu"
+    model: str = "reference_cnn"
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    lr_weight_decay: bool = False
+    clip_norm: float = 20.0
+    max_training_steps: int = 3000
+    log_step: int = 50
+    test_sample_step: int = 500
+    output_save_step: int = 500
+    monitor_step: int = 100
+    no_monitor: bool = False
+    train_dir: str = "train_dir"
+    prefix: str = ""
+    seed: int = 0
+    checkpoint: str = None
+    strategy: str = "default"
+    num_cpu_devices: int = 1
+    deterministic: bool = False
+    steps_per_execution: int = 1
+    progress: bool = True
+    verbose: bool = False
+
+    def run_name(self):
+        parts = [self.prefix] if self.prefix else []
+        parts += [os.path.basename(os.path.normpath(self.dataset)), self.activation, self.model,
+                  f"seed{self.seed}"]
+        return "-".join(parts)
+
+    def run_dir(self):
+        return os.path.join(self.train_dir, self.run_name())
+
+
+DEFAULTS = TrainConfig()
+
+
+def build_parser(prog=None):
+    """trainer.py's argument parser (script.py parses the trainer flags after ``--`` with it too)."""
+    parser = cli.ArgumentParser(prog=prog, description=TRAINER_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--dataset", default=DEFAULTS.dataset,
+        help="dataset name under --data_dir (digits, MNIST, SVHN, CIFAR10, ... or your own) or a path to a "
+             "dataset folder (default: %(default)s, embedded, no download needed)")
+    add("--data_dir", default=DEFAULTS.data_dir, help="folder holding the datasets (default: %(default)s)")
+    add("--test_fraction", type=float, default=DEFAULTS.test_fraction,
+        help="test share for custom datasets that have no test_id.txt (default: %(default)s)")
+    add("--activation", default=DEFAULTS.activation,
+        help="activation registry name, e.g. relu, lrelu, prelu, elu, selu, frelu, flexrelu, ftswishplus "
+             "(python -c 'import keras_frelu; print(keras_frelu.available())' lists all; default: %(default)s)")
+    add("--model", default=DEFAULTS.model, choices=MODELS, help="network (default: %(default)s)")
+    add("--batch_size", type=int, default=DEFAULTS.batch_size, help="global batch size (default: %(default)s)")
+    add("--learning_rate", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate (default: %(default)s)")
+    add("--lr_weight_decay", action="store_true",
+        help="halve the learning rate every 10,000 steps (exponential staircase decay, as the original)")
+    add("--clip_norm", type=float, default=DEFAULTS.clip_norm,
+        help="clip gradients to this global norm, a positive number (default: %(default)s)")
+    add("--max_training_steps", type=int, default=DEFAULTS.max_training_steps,
+        help="train until this global step (default: %(default)s)")
+    add("--log_step", type=int, default=DEFAULTS.log_step,
+        help="write training loss/accuracy (mean over the window) every N steps (default: %(default)s)")
+    add("--test_sample_step", type=int, default=DEFAULTS.test_sample_step,
+        help="evaluate on the whole test split every N steps, a multiple of --log_step (default: %(default)s)")
+    add("--output_save_step", type=int, default=DEFAULTS.output_save_step,
+        help="write a checkpoint every N steps, a multiple of --log_step (default: %(default)s)")
+    add("--monitor_step", type=int, default=DEFAULTS.monitor_step,
+        help="write activation histograms/images/statistics every N steps (default: %(default)s)")
+    add("--no_monitor", action="store_true", help="do not write activation summaries")
+    add("--train_dir", default=DEFAULTS.train_dir, help="parent folder of run directories (default: %(default)s)")
+    add("--prefix", default=DEFAULTS.prefix, help="run name prefix: <prefix>-<dataset>-<activation>-<model>-seed<N>")
+    add("--seed", type=int, default=DEFAULTS.seed, help="random seed of initialisation and data order (default: %(default)s)")
+    add("--checkpoint", default=DEFAULTS.checkpoint,
+        help="start a new run from this .keras checkpoint (weights and optimiser state)")
+    add("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
+        help="default: one device; mirrored: all local GPUs (or logical CPU devices); multi_worker: the "
+             "cluster in TF_CONFIG (default: %(default)s)")
+    add("--num_cpu_devices", type=int, default=DEFAULTS.num_cpu_devices,
+        help="split the CPU into N logical devices (for --strategy mirrored without GPUs; default: %(default)s)")
+    add("--steps_per_execution", type=int, default=DEFAULTS.steps_per_execution,
+        help="training steps per call into TensorFlow; larger is faster for small models (default: %(default)s)")
+    add("--deterministic", action="store_true", help="bitwise-reproducible kernels (slower)")
+    add("--no_progress", dest="progress", action="store_false", help="no progress bar")
+    add("--verbose", action="store_true", help="show TensorFlow's own start-up and log messages")
+    return parser
+
+
+TRAINER_DESCRIPTION = """\
+Train a network with one activation function and keep everything in one run directory.
+
+    python trainer.py --activation frelu                      # embedded digits dataset
+    python trainer.py --dataset CIFAR10 --activation selu --lr_weight_decay
+
+Re-running the same command resumes from the newest checkpoint.
+"""
+
+
+def validate(config):
+    """Check the flags that need no data; raise UsageError naming the flag and the fix."""
+    from keras_frelu import registry  # deferred: it imports Keras
+
+    try:
+        registry.canonical_name(config.activation)
+    except ValueError as error:
+        raise UsageError(f"--activation: {error}") from None
+    if config.model not in MODELS:
+        raise UsageError(f"unknown --model {config.model!r}; choose one of {', '.join(MODELS)}")
+    if config.strategy not in STRATEGIES:
+        raise UsageError(f"unknown --strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    for flag in ("batch_size", "max_training_steps", "log_step", "test_sample_step", "output_save_step",
+                 "monitor_step", "num_cpu_devices", "steps_per_execution"):
+        if getattr(config, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1, got {getattr(config, flag)}")
+    for flag in ("test_sample_step", "output_save_step"):
+        if getattr(config, flag) % config.log_step:
+            raise UsageError(f"--{flag} ({getattr(config, flag)}) must be a multiple of --log_step "
+                             f"({config.log_step}): both happen at the end of a logging window")
+    if config.log_step % config.steps_per_execution:
+        raise UsageError(f"--log_step ({config.log_step}) must be a multiple of --steps_per_execution "
+                         f"({config.steps_per_execution})")
+    for flag in ("learning_rate", "clip_norm"):
+        value = getattr(config, flag)
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{flag} must be a positive finite number, got {value}")
+    if not 0 < config.test_fraction < 1:
+        raise UsageError(f"--test_fraction must be between 0 and 1, got {config.test_fraction}")
+    if os.sep in config.prefix or (os.altsep and os.altsep in config.prefix) or config.prefix in (".", ".."):
+        raise UsageError(f"--prefix {config.prefix!r} must be a plain name (no {os.sep}); it starts the run "
+                         "folder's name, --train_dir chooses its parent")
+    if config.checkpoint and not os.path.isfile(config.checkpoint):
+        raise UsageError(f"--checkpoint {config.checkpoint!r} does not exist; give the path of a .keras "
+                         "checkpoint (e.g. train_dir/RUN/checkpoints/ckpt-00001000.keras)")

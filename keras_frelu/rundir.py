@@ -1,0 +1,157 @@
+"""A run directory: where each file of one training run lives, and the lock that makes one process its writer.
+
+::
+
+    RUN/config.json        flags, library versions, dataset summary, where this attempt resumed from
+    RUN/metrics.json       the newest test figures and the history (rewritten with every checkpoint)
+    RUN/checkpoints/       ckpt-<step>.keras (keras_frelu.checkpoints)
+    RUN/train/ test/ activations/ eval/      TensorBoard event files
+    RUN/eval.json, confusion.png             evaler.py's report
+    RUN/.lock              held (fcntl) by the process writing the run; released by the OS when it dies
+
+Every file is written with ``keras_frelu.files.atomic_write``.
+"""
+
+import contextlib
+import fcntl
+import os
+import shlex
+import socket
+import sys
+
+from keras_frelu import files
+from keras_frelu.errors import UsageError
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+CHECKPOINTS = "checkpoints"
+EVAL_REPORT = "eval.json"
+CONFUSION_FIGURE = "confusion.png"
+LOCK = ".lock"
+EVENT_FOLDERS = ("train", "test", "activations", "eval")
+
+
+class RunLocked(UsageError):
+    """Another process is writing the run (exit code 2)."""
+
+
+class RunDir:
+    """The files of the run in ``path`` (which need not exist yet)."""
+
+    def __init__(self, path):
+        self.path = os.path.normpath(os.fspath(path))
+
+    @classmethod
+    def of(cls, run):
+        """``run`` itself if it is a RunDir, else the RunDir of the path ``run``."""
+        return run if isinstance(run, cls) else cls(run)
+
+    def __fspath__(self):
+        return self.path
+
+    def __str__(self):
+        return self.path
+
+    def __repr__(self):
+        return f"RunDir({self.path!r})"
+
+    def join(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+    @property
+    def config_path(self):
+        return self.join(CONFIG)
+
+    @property
+    def metrics_path(self):
+        return self.join(METRICS)
+
+    @property
+    def checkpoint_dir(self):
+        return self.join(CHECKPOINTS)
+
+    @property
+    def eval_report_path(self):
+        return self.join(EVAL_REPORT)
+
+    @property
+    def confusion_path(self):
+        return self.join(CONFUSION_FIGURE)
+
+    def events(self, split):
+        """The event-file folder of ``split`` (one of EVENT_FOLDERS)."""
+        if split not in EVENT_FOLDERS:
+            raise ValueError(f"unknown event folder {split!r}; one of {', '.join(EVENT_FOLDERS)}")
+        return self.join(split)
+
+    def is_run(self):
+        """Whether trainer.py has started this run (it has a config.json)."""
+        return os.path.isfile(self.config_path)
+
+    def config(self):
+        """config.json as a dict ({} before the run started)."""
+        return files.read_json(self.config_path)
+
+    def flags(self):
+        """The trainer flags the run was started with ({} before it started)."""
+        return self.config().get("flags", {})
+
+    def metrics(self):
+        """metrics.json as a dict ({} before the first checkpoint)."""
+        return files.read_json(self.metrics_path)
+
+    def is_complete(self, max_training_steps=None):
+        """Whether the run finished (up to ``max_training_steps``, when given)."""
+        metrics = self.metrics()
+        return bool(metrics.get("complete")) and (max_training_steps is None or
+                                                  metrics.get("step", 0) >= max_training_steps)
+
+    def write_config(self, payload):
+        files.write_json(self.config_path, payload)
+
+    def write_metrics(self, payload):
+        files.write_json(self.metrics_path, payload)
+
+    def create(self):
+        files.makedirs(self.path)
+        return self
+
+    def remove_if_unused(self):
+        """Remove the folder if nothing but the lock (and empty folders) was ever written into it."""
+        for parent, folders, names in os.walk(self.path):
+            if set(names) - {LOCK} or (parent != self.path and names):
+                return
+        with contextlib.suppress(OSError):
+            for parent, folders, names in os.walk(self.path, topdown=False):
+                for name in names:
+                    os.remove(os.path.join(parent, name))
+                os.rmdir(parent)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run's write lock for the block (creating the folder); ``RunLocked`` naming the process
+        that holds it otherwise. The OS releases it when the process ends, however it ends."""
+        self.create()
+        path = self.join(LOCK)
+        with files.storage_errors(path):
+            handle = open(path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise RunLocked(f"{self.path} is being written by {holder}; wait for it to finish or stop it, "
+                                "then run the same command again") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()} "
+                         f"({shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])})\n")
+            handle.flush()
+            yield self
+        finally:
+            handle.close()  # releases the lock

@@ -1,0 +1,91 @@
+"""Bad input to the front doors, run in-process through their ``main``: one line naming the problem and the
+fix, the documented exit code, no traceback, and nothing written."""
+
+import h5py
+import numpy as np
+import pytest
+from conftest import call_cli
+
+
+def write_two_channel_dataset(folder):
+    folder.mkdir()
+    with h5py.File(folder / "data.hdf5", "w") as handle:
+        for index in range(20):
+            group = handle.create_group(str(index))
+            group["image"] = np.zeros((8, 8, 2), np.uint8)
+            group["label"] = np.eye(2)[index % 2]
+    (folder / "id.txt").write_text("".join(f"{index}\n" for index in range(20)))
+    return folder
+
+
+def half_a_file(folder):
+    """A checkpoint cut in half (as a copy that was interrupted)."""
+    from keras_frelu import models
+
+    model = models.reference_cnn((8, 8, 1), 10)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    folder.mkdir()
+    model.save(folder / "whole.keras")
+    content = (folder / "whole.keras").read_bytes()
+    (folder / "half.keras").write_bytes(content[:len(content) // 2])
+    return folder / "half.keras"
+
+
+def text_file(folder):
+    folder.mkdir()
+    (folder / "notes.keras").write_text("not a checkpoint\n")
+    return folder / "notes.keras"
+
+
+# (front door, its arguments (placeholders filled below), exit code, text the one error line must contain)
+CASES = {
+    "trainer-unknown-activation": ("trainer.py", ["--activation", "frelux"], 2, "did you mean 'frelu'"),
+    "trainer-unknown-dataset": ("trainer.py", ["--dataset", "no_such_dataset"], 2, "no_such_dataset"),
+    "trainer-batch-size-0": ("trainer.py", ["--batch_size", "0"], 2, "--batch_size must be at least 1"),
+    "trainer-batch-larger-than-split": ("trainer.py", ["--batch_size", "5000"], 2, "--batch_size 5000"),
+    "trainer-model-cannot-take-images": ("trainer.py", ["--dataset", "{two_channel}"], 2, "--model"),
+    "trainer-learning-rate-inf": ("trainer.py", ["--learning_rate", "inf"], 2, "--learning_rate must be a positive"),
+    "trainer-learning-rate-negative": ("trainer.py", ["--learning_rate", "-1"], 2, "--learning_rate must be a positive"),
+    "trainer-clip-norm-0": ("trainer.py", ["--clip_norm", "0"], 2, "--clip_norm must be a positive"),
+    "trainer-prefix-with-slash": ("trainer.py", ["--prefix", "a/b"], 2, "--prefix 'a/b' must be a plain name"),
+    "trainer-not-a-number": ("trainer.py", ["--max_training_steps", "many"], 2, "invalid int value: 'many'"),
+    "trainer-missing-checkpoint": ("trainer.py", ["--checkpoint", "{tmp}/none.keras"], 2, "does not exist"),
+    "trainer-half-a-checkpoint": ("trainer.py", ["--checkpoint", "{half}"], 2, "is not a loadable .keras checkpoint"),
+    "trainer-text-checkpoint": ("trainer.py", ["--checkpoint", "{text}"], 2, "is not a loadable .keras checkpoint"),
+    "evaler-no-run": ("evaler.py", [], 2, "give --train_dir RUN_DIR or --checkpoint PATH"),
+    "evaler-missing-run": ("evaler.py", ["--train_dir", "{tmp}/nothing"], 2, "does not exist"),
+    "evaler-batch-size-0": ("evaler.py", ["--train_dir", "{tmp}", "--batch_size", "0"], 2, "must be at least 1"),
+    "evaler-half-a-checkpoint": ("evaler.py", ["--checkpoint", "{half}", "--dataset", "digits", "--data_dir",
+                                               "{data_dir}"], 2, "is not a loadable .keras checkpoint"),
+    "script-unknown-activation": ("script.py", ["--activations", "relu", "frelux"], 2, "did you mean 'frelu'"),
+    "script-unknown-dataset": ("script.py", ["--datasets", "no_such_dataset"], 2, "no_such_dataset"),
+    "script-seeds-0": ("script.py", ["--seeds", "0"], 2, "--seeds: must be at least 1"),
+    "script-per-run-flag": ("script.py", ["--", "--seed", "3"], 2, "use --seeds N"),
+    "script-report-of-nothing": ("script.py", ["--report_only", "{tmp}/nothing"], 2, "is not a folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_one_line_error_exit_code_nothing_written(case, data_dir, tmp_path):
+    script, arguments, expected_code, expected = CASES[case]
+    places = {"tmp": tmp_path, "data_dir": data_dir}
+    if "{two_channel}" in arguments:
+        places["two_channel"] = write_two_channel_dataset(tmp_path / "two_channel")
+    if "{half}" in arguments:
+        places["half"] = half_a_file(tmp_path / "checkpoints")
+    if "{text}" in arguments:
+        places["text"] = text_file(tmp_path / "checkpoints")
+    arguments = [argument.format(**places) for argument in arguments]
+    train_dir = tmp_path / "runs"
+    before = sorted(path.name for path in tmp_path.iterdir())
+    common = {"trainer.py": ["--data_dir", data_dir, "--train_dir", train_dir],
+              "script.py": ["--train_dir", train_dir, "--no_tensorboard"]}.get(script, [])
+    if script == "script.py" and "--report_only" not in arguments:  # trainer flags go after --
+        arguments += ["--data_dir", str(data_dir)] if "--" in arguments else ["--", "--data_dir", str(data_dir)]
+    code, out, err = call_cli(script, *common, *arguments)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == expected_code, err
+    assert len(lines) == 1 and "error: " in lines[0] and expected in lines[0], lines
+    assert "Traceback" not in err and out == ""
+    assert not train_dir.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
