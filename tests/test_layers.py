@@ -272,6 +272,48 @@ def test_mish_gradient_matches_the_papers_derivative(rng):
     np.testing.assert_allclose(to_numpy(tape.gradient(outputs, x)), expected, rtol=1e-5, atol=1e-6)
 
 
+def np_mish_and_derivative(x):
+    """Mish and its derivative in float64, the paper's form."""
+    x = x.astype(np.float64)
+    t = np.tanh(np.logaddexp(0.0, x))
+    return x * t, t + x * (1.0 - t ** 2) * 0.5 * (1.0 + np.tanh(x / 2))
+
+
+def mish_and_gradient(x, dtype):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = layers.Mish(dtype=dtype)(x)
+    return to_numpy(outputs), to_numpy(tape.gradient(outputs, x))
+
+
+def test_mish_in_mixed_float16_is_right_for_every_finite_float16():
+    """Every finite float16 (up to 65504): the output and its gradient within float16 rounding of the float64
+    values, never above x, and a gradient of exactly 1 for large x."""
+    x = np.arange(2 ** 16, dtype=np.uint16).view(np.float16)
+    x = x[np.isfinite(x)]
+    outputs, gradient = mish_and_gradient(x, "mixed_float16")
+    assert outputs.dtype == gradient.dtype == np.float16
+    expected, derivative = np_mish_and_derivative(x)
+    half_ulp, smallest = 2.0 ** -11, 2.0 ** -24  # float16's relative rounding and its smallest subnormal
+    np.testing.assert_allclose(outputs, expected, rtol=half_ulp * 1.01, atol=smallest)
+    np.testing.assert_allclose(gradient, derivative, rtol=half_ulp * 1.01, atol=1e-6)
+    positive = x >= 0
+    assert np.all(outputs[positive] <= x[positive])
+    assert np.all(gradient[x >= 10] == 1.0) and np.all(outputs[x >= 10] == x[x >= 10])
+
+
+def test_mish_in_float32_stays_at_most_x_with_gradient_1_up_to_the_largest_float():
+    x = np.concatenate([np.linspace(-30.0, 60.0, 90001), np.geomspace(60.0, 3e38, 2000)]).astype(np.float32)
+    outputs, gradient = mish_and_gradient(x, "float32")
+    expected, derivative = np_mish_and_derivative(x)
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(gradient, derivative, rtol=1e-6, atol=1e-7)
+    positive = x >= 0
+    assert np.all(outputs[positive] <= x[positive])
+    assert np.all(gradient[x >= 20] == 1.0) and np.all(outputs[x >= 20] == x[x >= 20])
+
+
 def test_srelu_default_starts_as_leaky_relu(rng):
     x = sample_inputs(rng)
     layer = layers.SReLU()

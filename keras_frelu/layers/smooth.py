@@ -120,9 +120,12 @@ class Mish(ActivationLayer):
     Computed with one exponential: with ``e = exp(x)`` and ``n = e * (e + 2)``,
     ``tanh(softplus(x)) = ((1 + e)^2 - 1) / ((1 + e)^2 + 1) = n / (n + 2)``, and the derivative
     ``f'(x) = t + x * 4 e (e + 1) / (n + 2)^2`` with ``t = n / (n + 2)`` is written out (autodiff of
-    softplus and tanh would add three transcendental functions per element). ``x`` is clamped inside the exponential where
-    ``t`` has reached 1 in the working precision (20 in float32/64, 5.5 in float16), so ``n`` never
-    overflows.
+    softplus and tanh would add three transcendental functions per element). ``x`` is clamped at 40 inside
+    the exponential and in the derivative's second term: from there on ``t`` is 1 and the second term
+    (about ``4 x exp(-2x)``) far below float32's and float64's resolution, so ``n`` stays finite in float32,
+    ``f(x) = x`` and ``f'(x) = 1``. Inputs narrower than float32 (float16, bfloat16 under mixed precision)
+    are computed in float32 and rounded once at the end: in float16 ``t`` itself rounds above 1 (``f(24)``
+    would be 24.03, ``f(65504)`` infinite) and its saturation comes too early for the derivative.
 
     Example:
 
@@ -141,18 +144,21 @@ class Mish(ActivationLayer):
 @ops.custom_gradient
 def mish(x):
     """``x * tanh(softplus(x))`` with its derivative written out (see ``Mish``)."""
-    saturation = 5.5 if keras.backend.standardize_dtype(x.dtype) == "float16" else 20.0
-    e = ops.exp(ops.minimum(x, saturation))
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    wide = x if dtype == "float64" else ops.cast(x, "float32")  # float16 rounds t above 1 (see Mish)
+    clamped = ops.minimum(wide, 40.0)
+    e = ops.exp(clamped)
     n = e * (e + 2.0)
-    inverse = 1.0 / (n + 2.0)
-    t = n * inverse
+    t = n / (n + 2.0)  # a correctly rounded quotient: never above 1, and exactly 1 once n dwarfs 2
 
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
-        # (e (e + 1) / (n + 2)) * (4 / (n + 2)): each factor stays within float16's range
-        return upstream * (t + x * ((e * (e + 1.0) * inverse) * (4.0 * inverse)))
+        inverse = 1.0 / (n + 2.0)
+        # the clamped x: beyond 40 the true term is below any resolution, x times the clamped one would grow
+        derivative = t + clamped * ((e * (e + 1.0) * inverse) * (4.0 * inverse))
+        return upstream * ops.cast(derivative, upstream.dtype)
 
-    return x * t, grad
+    return ops.cast(wide * t, x.dtype), grad
 
 
 @register("lisht")
