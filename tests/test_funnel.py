@@ -80,7 +80,7 @@ def test_funnel_light_rank4_windows_are_1x3_and_3x1():
     assert layer.biases == []
 
 
-def test_funnel_batch_norm_uses_batch_statistics_in_training_and_updates_moving_mean(rng):
+def test_funnel_batch_norm_uses_batch_statistics_in_training_and_updates_moving_statistics(rng):
     shape = (4, 6, 6, 3)
     x = rng.normal(1.0, 2.0, shape).astype(np.float32)
     layer = layers.FunnelReLU()
@@ -92,8 +92,11 @@ def test_funnel_batch_norm_uses_batch_statistics_in_training_and_updates_moving_
     np.testing.assert_allclose(to_numpy(layer(x, training=True)), expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(layer.moving_means[0].numpy(), 0.9 * branch["mean"] + 0.1 * batch_mean,
                                rtol=1e-4, atol=1e-5)
+    # The moving variance averages the unbiased batch variance (the official code's MegEngine BatchNorm).
+    count = 4 * 6 * 6
     np.testing.assert_allclose(layer.moving_variances[0].numpy(),
-                               0.9 * branch["variance"] + 0.1 * batch_variance, rtol=1e-4, atol=1e-5)
+                               0.9 * branch["variance"] + 0.1 * batch_variance * count / (count - 1),
+                               rtol=1e-4, atol=1e-5)
     # Inference, and training of a frozen layer (Keras's BatchNormalization convention), use and keep the
     # moving statistics.
     before = [layer.moving_means[0].numpy(), layer.moving_variances[0].numpy()]
@@ -179,3 +182,133 @@ def test_funnel_rejects_unsupported_rank():
 def test_funnel_light_has_no_bias_to_regularize_or_constrain():
     with pytest.raises(ValueError, match="FunnelReLULight has no convolution bias, got bias_regularizer='l2'"):
         layers.FunnelReLULight(bias_regularizer="l2")
+
+
+# --- several training steps against an independent NumPy Funnel ReLU ------------------------------------
+
+class NumpyFunnel:
+    """Funnel ReLU in float64 NumPy, written from the definition: per branch a depthwise 'same' convolution
+    with bias, a batch norm (training: the batch's mean and biased variance; moving averages of the mean and
+    of the unbiased variance, as MegEngine's and PyTorch's BatchNorm), then the max. The backward pass is the
+    textbook one (batch-norm gradient through its statistics, convolution gradient as a correlation)."""
+
+    def __init__(self, branches, momentum, epsilon):
+        self.params = [{key: np.array(value, np.float64) for key, value in branch.items()} for branch in branches]
+        self.momentum, self.epsilon = momentum, epsilon
+
+    @staticmethod
+    def conv(x, kernel):
+        return np_depthwise_same(x, kernel)
+
+    @staticmethod
+    def conv_backward(x, kernel, grad_z):
+        """(d x, d kernel) of sum(grad_z * conv(x, kernel))."""
+        if x.ndim == 2:
+            return grad_z * kernel, np.sum(grad_z * x, axis=0)
+        window = kernel.shape[:-2]
+        pads = [((k - 1) // 2, (k - 1) // 2) for k in window]
+        padded = np.pad(x, [(0, 0)] + pads + [(0, 0)])
+        grad_padded = np.zeros_like(padded)
+        grad_kernel = np.zeros_like(kernel)
+        for offset in np.ndindex(*window):
+            region = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(offset, x.shape[1:-1])) + (slice(None),)
+            grad_kernel[offset + (slice(None), 0)] = np.sum(grad_z * padded[region], axis=tuple(range(x.ndim - 1)))
+            grad_padded[region] += grad_z * kernel[offset][:, 0]
+        inner = (slice(None),) + tuple(slice(p, p + n) for (p, _), n in zip(pads, x.shape[1:-1])) + (slice(None),)
+        return grad_padded[inner], grad_kernel
+
+    def train_step(self, x, cotangent):
+        """Outputs and gradients of sum(cotangent * f(x)); updates the moving statistics."""
+        axes = tuple(range(x.ndim - 1))
+        count = x.size // x.shape[-1]
+        cache, condition = [], 0.0
+        for p in self.params:
+            z = self.conv(x, p["kernel"]) + p["bias"]
+            mean, variance = z.mean(axis=axes), z.var(axis=axes)
+            z_hat = (z - mean) / np.sqrt(variance + self.epsilon)
+            condition = condition + p["gamma"] * z_hat + p["beta"]
+            cache.append((z_hat, variance))
+            p["mean"] = self.momentum * p["mean"] + (1 - self.momentum) * mean
+            p["variance"] = self.momentum * p["variance"] + (1 - self.momentum) * variance * count / (count - 1)
+        outputs = np.maximum(x, condition)
+        x_wins = x >= condition
+        grad_x = np.where(x_wins, cotangent, 0.0)
+        grad_condition = np.where(x_wins, 0.0, cotangent)
+        grads = []
+        for p, (z_hat, variance) in zip(self.params, cache):
+            grad_z_hat = grad_condition * p["gamma"]
+            grad_z = (grad_z_hat - grad_z_hat.mean(axis=axes) - z_hat * (grad_z_hat * z_hat).mean(axis=axes)) \
+                / np.sqrt(variance + self.epsilon)
+            grad_input, grad_kernel = self.conv_backward(x, p["kernel"], grad_z)
+            grad_x = grad_x + grad_input
+            grads.append({"kernel": grad_kernel, "bias": grad_z.sum(axis=axes),
+                          "gamma": np.sum(grad_condition * z_hat, axis=axes),
+                          "beta": np.sum(grad_condition, axis=axes)})
+        return outputs, grad_x, grads
+
+    def sgd(self, grads, learning_rate):
+        for p, g in zip(self.params, grads):
+            for key, value in g.items():
+                if key != "bias" or np.ndim(p["bias"]):
+                    p[key] = p[key] - learning_rate * value
+
+    def inference(self, x):
+        return np_funnel(x, self.params)
+
+
+@pytest.mark.parametrize("cls, shape, momentum", [
+    (layers.FunnelReLU, (4, 6, 5, 3), 0.9), (layers.FunnelReLULight, (4, 6, 5, 3), 0.9),
+    (layers.FunnelReLU, (8, 3), 0.8), (layers.FunnelReLU, (3, 7, 2), 0.7),
+], ids=["frelu-rank4", "frelu_light-rank4", "frelu-rank2", "frelu-rank3"])
+def test_funnel_training_steps_match_an_independent_numpy_funnel(cls, shape, momentum, rng):
+    """Four SGD steps on fresh batches: per step the outputs, the gradients of the input, kernels, biases,
+    gammas and betas, the moving means and variances; then the inference output."""
+    layer = cls(momentum=momentum)
+    layer.build(shape)
+    reference = NumpyFunnel(randomise_funnel(layer, shape[-1], rng), momentum, layer.epsilon)
+    optimizer = keras.optimizers.SGD(learning_rate=0.05)
+    names = {"kernel": layer.kernels, "bias": layer.biases, "gamma": layer.gammas, "beta": layer.betas}
+    for step in range(4):
+        x = rng.normal(0.5, 1.5, shape)
+        cotangent = rng.normal(size=shape)
+        expected, expected_grad_x, expected_grads = reference.train_step(x, cotangent)
+        x32 = tf.constant(x.astype(np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(x32)
+            outputs = layer(x32, training=True)
+            loss = tf.reduce_sum(outputs * cotangent.astype(np.float32))
+        variables = [weight for weights in names.values() for weight in weights]
+        grad_x, *grads = tape.gradient(loss, [x32] + [weight.value for weight in variables])
+        message = f"step {step}"
+        np.testing.assert_allclose(to_numpy(outputs), expected, rtol=1e-4, atol=1e-4, err_msg=message)
+        np.testing.assert_allclose(to_numpy(grad_x), expected_grad_x, rtol=1e-3, atol=1e-3, err_msg=message)
+        got = iter(grads)
+        for key, weights in names.items():
+            for index, _ in enumerate(weights):
+                grad = to_numpy(next(got))
+                if key == "bias":  # the batch mean absorbs the bias: 0 exactly, NumPy's to rounding
+                    np.testing.assert_array_equal(grad, 0.0)
+                    np.testing.assert_allclose(expected_grads[index]["bias"], 0.0, atol=1e-9)
+                else:
+                    np.testing.assert_allclose(grad, expected_grads[index][key], rtol=1e-3, atol=1e-3,
+                                               err_msg=f"{message}: {key}_{index}")
+        for index, params in enumerate(reference.params):
+            np.testing.assert_allclose(layer.moving_means[index].numpy(), params["mean"], rtol=1e-5, atol=1e-5,
+                                       err_msg=message)
+            np.testing.assert_allclose(layer.moving_variances[index].numpy(), params["variance"], rtol=1e-5,
+                                       atol=1e-5, err_msg=message)
+        optimizer.apply(grads, variables)
+        reference.sgd(expected_grads, 0.05)
+        for key, weights in names.items():
+            for index, weight in enumerate(weights):
+                np.testing.assert_allclose(weight.numpy(), reference.params[index][key], rtol=1e-4, atol=1e-4)
+    x = rng.normal(0.5, 1.5, shape)
+    np.testing.assert_allclose(to_numpy(layer(x.astype(np.float32), training=False)), reference.inference(x),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_funnel_batch_of_one_value_per_channel_keeps_the_moving_variance_finite():
+    layer = layers.FunnelReLU()
+    layer.build((1, 3))
+    layer(np.array([[1.0, -2.0, 0.5]], np.float32), training=True)
+    np.testing.assert_allclose(layer.moving_variances[0].numpy(), 0.9)  # 0.9 * 1 + 0.1 * 0

@@ -78,10 +78,11 @@ class FunnelCondition(ActivationLayer):
     """Shared by FunnelReLU and FunnelReLULight: ``max(x, sum over windows w of BN_w(dwconv_w(x) + b_w))``.
 
     Subclasses choose the windows (``windows(spatial_rank)``) and whether the convolutions have a bias.
-    Each batch norm is that of ``keras.layers.BatchNormalization`` (batch statistics and a moving-average
-    update in training when the layer is trainable, moving statistics otherwise; statistics in float32),
-    written out here so that its backward pass can be the closed form of ``funnel_max``, and folded into the
-    convolution in inference (``folded_condition``).
+    Each batch norm behaves as ``keras.layers.BatchNormalization`` (batch statistics and a moving-average
+    update in training when the layer is trainable, moving statistics otherwise; statistics in float32)
+    except for the moving variance, which averages the unbiased batch variance as the official code's
+    batch norm (see ``batch_statistics``). It is written out here so that its backward pass can be the
+    closed form of ``funnel_max``, and folded into the convolution in inference (``folded_condition``).
     """
 
     hyperparameters = ("kernel_size", "kernel_initializer", "momentum", "epsilon", "kernel_regularizer",
@@ -186,14 +187,22 @@ class FunnelCondition(ActivationLayer):
         """Training-mode batch norm of branch ``index`` up to its multiply-add: the batch statistics of the
         convolution ``z`` without its bias (float32, no gradient), the moving-average update (of the
         statistics with the bias, which inference uses), and ``(mean, inv_std, scale, shift)`` for
-        ``funnel_max``."""
+        ``funnel_max``.
+
+        The batch is normalised with its biased variance (mean of squared deviations), but the moving
+        variance averages the unbiased one, ``n / (n - 1)`` times it for ``n`` values per channel, as the
+        official code's MegEngine BatchNorm (and PyTorch's) does; Keras's BatchNormalization averages the
+        biased one. A batch of one value per channel has variance 0 either way and contributes 0.
+        """
         gamma, beta = self.gammas[index], self.betas[index]
         moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
         axes = tuple(range(len(z.shape) - 1))
         mean, variance = ops.moments(ops.cast(ops.stop_gradient(z), "float32"), axes=axes)
         biased_mean = mean + ops.cast(self.biases[index], "float32") if self.use_bias else mean
         moving_mean.assign(moving_mean * self.momentum + biased_mean * (1.0 - self.momentum))
-        moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        count = ops.cast(ops.size(z) // z.shape[-1], "float32")
+        unbiased_variance = variance * (count / ops.maximum(count - 1.0, 1.0))
+        moving_variance.assign(moving_variance * self.momentum + unbiased_variance * (1.0 - self.momentum))
         inv_std = ops.rsqrt(variance + self.epsilon)
         scale = gamma * inv_std
         return mean, inv_std, scale, beta - mean * scale
@@ -213,8 +222,11 @@ class FunnelReLU(FunnelCondition):
 
     The batch norm behaves as ``keras.layers.BatchNormalization``: batch statistics (and a moving-average
     update) in training, moving averages in inference or when the layer is frozen (``trainable=False``);
-    Keras passes ``training`` in ``fit``/``predict``. In training the batch mean absorbs the bias ``b``
-    exactly (so its gradient is 0, as in the official code); it acts only through the moving mean.
+    Keras passes ``training`` in ``fit``/``predict``. As in the official code (MegEngine's BatchNorm, like
+    PyTorch's) and unlike Keras's, the moving variance averages the unbiased batch variance (``n / (n - 1)``
+    times the biased one, ``n`` values per channel in the batch); training normalises with the biased one.
+    In training the batch mean absorbs the bias ``b`` exactly (so its gradient is 0, as in the official
+    code); it acts only through the moving mean.
 
     Args:
         kernel_size: window size k, odd. Default 3.
