@@ -113,10 +113,20 @@ def test_funnel_defaults_follow_the_official_code():
     assert (layer.kernel_size, layer.momentum, layer.epsilon) == (3, 0.9, 1e-5)
     kernel = layer.kernels[0].numpy()
     assert kernel.shape == (3, 3, 64, 1)
-    assert 0.008 < kernel.std() < 0.012 and abs(kernel.mean()) < 0.002  # N(0, 0.01): stddev 0.01
+    assert 0.008 < kernel.std() < 0.012 and abs(kernel.mean()) < 0.002  # stddev 0.01, shufflenet_v2.py's first
     np.testing.assert_array_equal(layer.biases[0].numpy(), 0.0)
     np.testing.assert_array_equal(layer.gammas[0].numpy(), 1.0)
     np.testing.assert_array_equal(layer.moving_variances[0].numpy(), 1.0)
+
+
+def test_funnel_kernel_initializer_reproduces_official_resnet_initialisation():
+    """resnet.py's msra_normal_(fan_out, relu) on MegEngine's (C, 1, 1, 3, 3) depthwise weight: fan-out 9 C,
+    standard deviation sqrt(2 / (9 C)); Keras's fan-in of the (3, 3, C, 1) kernel is the same 9 C."""
+    channels = 256
+    layer = layers.FunnelReLU(
+        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal", seed=0))
+    layer.build((None, 8, 8, channels))
+    assert layer.kernels[0].numpy().std() == pytest.approx(np.sqrt(2.0 / (9 * channels)), rel=0.05)
 
 
 def np_funnel_training(x, branches):

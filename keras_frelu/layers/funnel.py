@@ -99,7 +99,7 @@ class FunnelCondition(ActivationLayer):
             raise ValueError(f"kernel_size must be a positive odd integer (the window is centred on each "
                              f"pixel), got {kernel_size!r}")
         self.kernel_size = kernel_size
-        if kernel_initializer is None:  # the authors' Gaussian initialisation, 0.01 = standard deviation
+        if kernel_initializer is None:  # official shufflenet_v2.py's first layer (see FunnelReLU)
             kernel_initializer = keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
         self.kernel_initializer = as_initializer(kernel_initializer)
         self.momentum = float(momentum)
@@ -230,10 +230,20 @@ class FunnelReLU(FunnelCondition):
 
     Args:
         kernel_size: window size k, odd. Default 3.
-        kernel_initializer: initial depthwise kernel. Default ``RandomNormal(mean=0, stddev=0.01)``: the
-            authors' Gaussian initialisation N(0, 0.01), read as standard deviation 0.01 (MegEngine's
-            ``init.normal_(w, 0, 0.01)`` takes a standard deviation), so ``T(x)`` starts near the BN's
-            output of an almost-zero map and the network starts close to its ReLU version.
+        kernel_initializer: initial depthwise kernel. Default ``RandomNormal(mean=0, stddev=0.01)`` in
+            every layer (the bias starts at 0). The official FunnelAct code (MegEngine 0.5.1) has no single
+            choice: ``resnet/resnet.py`` re-initialises every convolution, FReLU's included, with
+            ``msra_normal_(mode="fan_out", nonlinearity="relu")``, i.e. standard deviation
+            ``sqrt(2 / (k * k * C))`` for C channels (and the bias uniform in ``[-1/k, 1/k]``);
+            ``shufflenetv2/shufflenet_v2.py`` draws ``normal_(w, 0, 1 / w.shape[1])``, which for
+            MegEngine's grouped weight shape ``(C, 1, 1, kh, kw)`` is standard deviation 1, except in the
+            first layer (``first_conv``), whose FReLU gets ``normal_(w, 0, 0.01)`` (a standard deviation),
+            the one this default follows. MegEngine's Conv2d itself would start at standard deviation ``sqrt(1 / (k * k *
+            C))``. ``keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")`` gives
+            resnet.py's (Keras counts the ``(k, k, C, 1)`` kernel's fan-in as ``k * k * C``),
+            ``RandomNormal(stddev=1.0)`` shufflenet_v2.py's. In training the batch norm makes ``T(x)``
+            independent of the kernel's scale (up to epsilon); the scale sets how close to a ReLU the
+            layer starts in inference and, inversely, the size of the kernel's gradients.
         momentum: batch-norm moving-average momentum, default 0.9 (MegEngine's BatchNorm default, same
             convention as Keras: ``moving = momentum * moving + (1 - momentum) * batch``).
         epsilon: batch-norm epsilon, default 1e-5.
