@@ -10,12 +10,8 @@ appears only when it is complete; an existing one is left as it is (delete it to
 Exit codes: 0 done, 1 download or archive problem (bad checksum, corrupt file, network), 2 bad flags.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keras_frelu imports TensorFlow
-
-from keras_frelu import cli  # noqa: E402
-from keras_frelu.data import sources  # noqa: E402
+from keras_frelu import cli
+from keras_frelu.data import sources
 
 
 def dataset_name(text):

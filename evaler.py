@@ -7,11 +7,7 @@
 Writes eval.json and confusion.png next to the run, and the confusion matrix to TensorBoard (eval/).
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
-from keras_frelu import cli  # noqa: E402
+from keras_frelu import cli
 
 
 def build_parser():
@@ -26,8 +22,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_frelu import evaluation  # deferred: TensorFlow is imported only when there is work to do
+    from keras_frelu import evaluation
 
+    evaluation.resolve(args.train_dir, args.checkpoint)  # bad flags answer before TensorFlow is loaded
+    cli.quiet_tensorflow()
     report = evaluation.evaluate(run_dir=args.train_dir, checkpoint=args.checkpoint, dataset=args.dataset,
                                  data_dir=args.data_dir, batch_size=args.batch_size)
     print(f"{report['dataset']} test split ({report['test_size']} images), step {report['step']}: "

@@ -6,10 +6,8 @@
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
-from keras_frelu import cli  # noqa: E402
-from keras_frelu.compare import command  # noqa: E402
+from keras_frelu import cli
+from keras_frelu.compare import command
 
 TRAINER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trainer.py")
 

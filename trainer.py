@@ -4,15 +4,13 @@
     python trainer.py --activation frelu          # python trainer.py --help for every flag
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
-from keras_frelu import cli, config  # noqa: E402
+from keras_frelu import cli, config
 
 
 def main(argv=None):
     run_config = config.TrainConfig(**vars(config.build_parser(prog="trainer.py").parse_args(argv)))
+    config.validate(run_config, activation=False)  # bad flags answer before TensorFlow is loaded
+    cli.quiet_tensorflow(run_config.verbose)
     from keras_frelu import training  # deferred: TensorFlow is imported only when there is work to do
 
     training.split_cpu(run_config.num_cpu_devices)

@@ -11,8 +11,6 @@ import os
 import re
 import zipfile
 
-import keras
-
 from keras_frelu import files
 from keras_frelu.errors import UsageError
 from keras_frelu.rundir import RunDir
@@ -61,6 +59,8 @@ def save_checkpoint(model, run, step, keep=3):
 
 def load_checkpoint(path):
     """Load a checkpoint (the model, compiled, with its optimiser state and seed generator states)."""
+    import keras  # deferred: finding and listing checkpoints needs no TensorFlow
+
     model = keras.models.load_model(path)
     with zipfile.ZipFile(path) as archive:
         if RNG_ENTRY in archive.namelist():

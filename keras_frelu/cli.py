@@ -14,6 +14,29 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+VERBOSE_VARIABLE = "KERAS_FRELU_VERBOSE"
+
+
+def quiet_tensorflow(verbose=False):
+    """Import TensorFlow and find its devices with its C++ start-up lines dropped (some are written to the
+    stderr file descriptor before ``TF_CPP_MIN_LOG_LEVEL`` applies). ``verbose`` or the environment
+    variable KERAS_FRELU_VERBOSE=1 keeps them, and every TensorFlow log message after."""
+    if verbose or os.environ.get(VERBOSE_VARIABLE, "") not in ("", "0"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # the CUDA probe logs when no driver is found
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def positive_int(text):
     """An argparse type: a whole number of at least 1."""
     try:

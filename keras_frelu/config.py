@@ -120,14 +120,9 @@ Re-running the same command resumes from the newest checkpoint.
 """
 
 
-def validate(config):
-    """Check the flags that need no data; raise UsageError naming the flag and the fix."""
-    from keras_frelu import registry  # deferred: it imports Keras
-
-    try:
-        registry.canonical_name(config.activation)
-    except ValueError as error:
-        raise UsageError(f"--activation: {error}") from None
+def validate(config, activation=True):
+    """Check the flags that need no data; raise UsageError naming the flag and the fix. The activation
+    name is checked last, and only with ``activation``: knowing the names loads the layers (TensorFlow)."""
     if config.model not in MODELS:
         raise UsageError(f"unknown --model {config.model!r}; choose one of {', '.join(MODELS)}")
     if config.strategy not in STRATEGIES:
@@ -155,3 +150,10 @@ def validate(config):
     if config.checkpoint and not os.path.isfile(config.checkpoint):
         raise UsageError(f"--checkpoint {config.checkpoint!r} does not exist; give the path of a .keras "
                          "checkpoint (e.g. train_dir/RUN/checkpoints/ckpt-00001000.keras)")
+    if activation:
+        from keras_frelu import registry
+
+        try:
+            registry.canonical_name(config.activation)
+        except ValueError as error:
+            raise UsageError(f"--activation: {error}") from None

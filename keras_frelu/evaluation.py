@@ -10,7 +10,6 @@ import io
 import os
 
 import numpy as np
-import tensorflow as tf
 from matplotlib.figure import Figure
 
 from keras_frelu import checkpoints, data, files
@@ -72,6 +71,8 @@ def confusion_png(matrix, class_names, title):
 def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_size=256, output_dir=None):
     """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report. Its files go
     to ``output_dir``, by default the run (under the run's lock) or the checkpoint's folder."""
+    import tensorflow as tf  # deferred: ``resolve`` checks the flags without it
+
     checkpoint, run = resolve(run_dir, checkpoint)
     flags = run.flags() if run else {}
     dataset_name = dataset or flags.get("dataset")

@@ -4,11 +4,10 @@ Each activation layer class registers itself with ``@register(name, aliases=...)
 the table read by ``available``, ``canonical_name`` and ``get`` and registers the class with Keras
 serialisation. This module imports no layer at its top (the layer modules import ``register`` from here);
 the lookup functions import ``keras_frelu.layers`` so that the table is complete whoever calls them first.
+Keras itself is imported on first use, so that ``--help`` and flag checks of the CLIs need no TensorFlow.
 """
 
 import difflib
-
-import keras
 
 PACKAGE = "keras_frelu"  # the Keras serialisation package: saved configs name the classes "keras_frelu>Class"
 
@@ -44,7 +43,9 @@ def register(name, *, aliases=()):
         raise ValueError(f"repeated name among {names!r}")
 
     def decorator(cls):
-        from keras_frelu.layers.base import ActivationLayer  # loaded already: every layer module imports it
+        import keras  # loaded already, as the layer module being decorated imports it
+
+        from keras_frelu.layers.base import ActivationLayer
 
         if not (isinstance(cls, type) and issubclass(cls, ActivationLayer)):
             raise TypeError(f"@register({name!r}) decorates subclasses of keras_frelu.layers.ActivationLayer, "
@@ -97,6 +98,9 @@ def get(activation, /, **kwargs):
 
     Anything else raises ``TypeError``; an unknown name raises ``ValueError`` with the closest names.
     """
+    table = _table()  # imports Keras, which this module leaves to its first use
+    import keras
+
     if isinstance(activation, keras.layers.Layer):
         if kwargs:
             raise ValueError(f"got the layer instance {activation.name!r} ({type(activation).__name__}) with "
@@ -106,6 +110,6 @@ def get(activation, /, **kwargs):
     if isinstance(activation, type) and issubclass(activation, keras.layers.Layer):
         return activation(**kwargs)
     if isinstance(activation, str):
-        return _table()[canonical_name(activation)](**kwargs)
+        return table[canonical_name(activation)](**kwargs)
     raise TypeError(f"an activation is a name, a keras.layers.Layer subclass or a layer instance, got "
                     f"{activation!r} ({type(activation).__name__})")

@@ -32,7 +32,7 @@ from keras_frelu.errors import TrainingDiverged, UsageError
 from keras_frelu.monitor import ActivationMonitor
 from keras_frelu.rundir import RunDir
 
-# No XLA: on CPU it made these networks' training steps many times slower (bench/RESULTS.md, "compile").
+# No XLA: on CPU it makes these networks' training steps slower (its convolutions); measured in bench/.
 JIT_COMPILE = False
 
 

@@ -343,13 +343,13 @@ def test_check_as_a_real_process_summarises_a_valid_folder(tmp_path):
     assert note.startswith("note: ") and "stores class indices, not one-hot vectors" in note
 
 
-def test_check_as_a_real_process_fails_with_one_line_and_exit_2(tmp_path):
+def test_check_of_a_file_that_is_not_hdf5_fails_with_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "data.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     (tmp_path / "broken" / "id.txt").write_text("a\nb\n")
-    result = run_check(tmp_path / "broken")
-    lines = error_lines(result.stderr)
-    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+    code, out, err = check_in_process(tmp_path / "broken", capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err and out == ""
     assert lines[0].startswith(f"python -m keras_frelu.data: error: {tmp_path / 'broken' / 'data.hdf5'} is not a "
                                "readable HDF5 file (")
     assert sorted(os.listdir(tmp_path / "broken")) == ["data.hdf5", "id.txt"]

@@ -3,6 +3,7 @@ check every summary against NumPy computed independently on the same sample."""
 
 import io
 import math
+import os
 
 import keras
 import matplotlib
@@ -293,3 +294,29 @@ def test_bad_arguments_raise_one_clear_error(tmp_path, kwargs, message):
     arguments = {"sample": np.zeros((2, 8, 8, 1)), **kwargs}
     with pytest.raises(UsageError, match=message):
         ActivationMonitor(tmp_path, **arguments)
+
+
+def open_files_under(folder):
+    """Paths under ``folder`` that this process has open (Linux /proc)."""
+    folder = os.path.realpath(folder)
+    found = []
+    for descriptor in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{descriptor}")
+        except OSError:  # closed meanwhile (e.g. the listing's own descriptor)
+            continue
+        if target.startswith(folder + os.sep):
+            found.append(target)
+    return found
+
+
+def test_each_fit_closes_its_event_file_and_the_next_fit_writes_on(tmp_path):
+    images, labels = training_data(32)
+    model = small_model()
+    monitor = ActivationMonitor(tmp_path, sample=images[:4], labels=labels[:4], every_n_steps=2, figures=False)
+    for _ in range(2):
+        model.fit(images, labels, batch_size=8, epochs=1, callbacks=[monitor], verbose=0)
+        assert open_files_under(tmp_path) == []
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2  # one file per fit
+    steps = [event.step for event in read_events(tmp_path).Tensors("activations/act_fc1/mean")]
+    assert steps == [2, 4, 6, 8]

@@ -76,6 +76,7 @@ def main(argv=None, trainer_script="trainer.py"):
     ours, trainer_argv = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(ours)
     if args.report_only:
+        cli.quiet_tensorflow()
         from keras_frelu.compare import report  # deferred: reading event files imports TensorFlow
 
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # the event file reader's deprecation notice
@@ -83,11 +84,13 @@ def main(argv=None, trainer_script="trainer.py"):
         return 0
 
     base = plan.trainer_config(train_config.build_parser(prog="script.py (trainer flags after --)"), trainer_argv)
+    train_config.validate(base, activation=False)  # bad flags answer before TensorFlow is loaded
+    cli.quiet_tensorflow(base.verbose)  # knowing the activation names loads the layers
     activations = plan.activation_names(args.activations)
     folder = os.path.join(args.train_dir, args.name or plan.default_name(base, args.datasets))
     configs = plan.plan(base, folder, activations, args.datasets, args.seeds)
     plan.check_plan(configs)
-    from keras_frelu.compare import runner, tensorboard  # deferred: the runner imports TensorFlow
+    from keras_frelu.compare import runner, tensorboard
 
     board = None if args.no_tensorboard else tensorboard.TensorBoard(folder, args.port)
     if board:

@@ -19,7 +19,8 @@ def visible_gpus(environ=os.environ):
 
 def default_parallel(num_runs, cpus, gpus, strategy="default"):
     """How many runs to train at once: one per GPU; on CPU one per two cores (each run gets two
-    intra-op threads, see bench/RESULTS.md); one when a run spreads over all devices itself."""
+    intra-op threads: the best throughput measured in bench/parallel.py); one when a run spreads over all
+    devices itself."""
     if strategy != "default":
         return 1
     slots = len(gpus) if gpus else max(1, cpus // 2)

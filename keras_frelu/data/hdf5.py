@@ -426,8 +426,8 @@ def write_per_id(path, ids, images, labels, one_hot=True):
     """Write the per-id layout (one group per id with ``image`` and ``label``) to ``path``.
 
     ``labels`` are class indices; ``one_hot`` stores them as one-hot vectors (the original layout) rather
-    than as scalars. Builds the file in memory and writes it once, with h5py's low-level API: many times
-    faster than ``group["image"] = ...`` for many small examples."""
+    than as scalars. Builds the file in memory and writes it once, with h5py's low-level API: far
+    cheaper than ``group["image"] = ...`` per example for many small examples."""
     labels = np.asarray(labels)
     stored = np.eye(int(labels.max()) + 1, dtype=np.uint8)[labels] if one_hot else labels.astype(np.int64)
     spaces = h5py.h5s.create_simple(images.shape[1:]), h5py.h5s.create_simple(stored.shape[1:])

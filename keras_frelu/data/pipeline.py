@@ -9,11 +9,9 @@ Shuffling is seeded and exactly reproducible. With ``repeat=True`` the order of 
 ``(seed, e)``, so ``start_batch=N`` resumes the stream at batch N without replaying the batches before it.
 
 tf.data's autotuning is off, with fixed parallelism and prefetching instead: its background thread sleeps
-for doubling periods (10 ms, 20 ms, ... up to a minute), and deleting an iterator waits for the current
-sleep to end. Keras deletes its iterator when ``fit``, ``evaluate`` or ``predict`` returns, so every call
-ended with a stall of up to the call's own length (a 22 s ``fit`` returned 19 s after its last step;
-bench/RESULTS.md, "tf.data autotuning"). This pipeline's work per batch is one gather or one cast, so
-fixed settings lose nothing.
+for doubling periods, and deleting an iterator (Keras does at the end of every ``fit``, ``evaluate`` and
+``predict``) waits for the current sleep to end, a stall as long as the call itself. This pipeline's
+work per batch is one gather or one cast, so fixed settings lose nothing.
 """
 
 import contextlib

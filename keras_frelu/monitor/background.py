@@ -11,7 +11,7 @@ class BackgroundThread:
     The monitor's hooks only capture the model's state (activations of the sample, weights, norms) and
     queue the rest here: statistics, histograms, images, the matplotlib figures and the event file
     writes. There it overlaps with training (TensorFlow runs its steps without the GIL) instead of
-    stopping it, though it still competes for the cores and the GIL (bench/RESULTS.md). Errors of a job
+    stopping it, though it still competes for the cores and the GIL. Errors of a job
     are raised by the next ``check`` or ``wait``.
     """
 

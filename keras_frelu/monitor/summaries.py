@@ -1,7 +1,7 @@
 """TensorBoard summaries built as protocol buffers in Python and written as one event per call.
 
 Inside a ``tf.function`` every ``tf.summary`` call adds its own conditional write op, and tracing them
-cost about a second for the reference network's ~90 summaries, far more than computing the numbers. So
+costs far more than computing the numbers. So
 the monitor's traced graph only computes the numbers; these helpers wrap them into the same summary
 values that ``tf.summary.scalar``, ``tf.summary.histogram`` and ``tf.summary.image`` write (same plugin
 metadata and tensor layout, so TensorBoard and event-file readers see no difference), and ``write`` emits
@@ -44,9 +44,8 @@ def image(tag, pngs, height, width):
 def png(rgb):
     """PNG bytes of a uint8 ``(height, width, 3)`` picture: rows unfiltered, deflated at zlib level 1.
 
-    A third of the time of ``tf.io.encode_png`` at the same level (libpng tries a filter per row) and
-    smaller for these pictures, whose flat areas need no filtering (bench/RESULTS.md); zlib works without
-    the GIL, so the training loop runs meanwhile.
+    Cheaper than ``tf.io.encode_png`` (libpng tries a filter per row) and smaller for these pictures,
+    whose flat areas need no filtering; zlib works without the GIL, so the training loop runs meanwhile.
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -72,7 +71,7 @@ def write(writer, step, values):
 
 def _value(tag, metadata, dtype, shape, **contents):
     """The summary value holding a tensor proto built directly (tensor_util.make_tensor_proto is generic
-    and costs ten times as much for these small tensors)."""
+    and costly for these small tensors)."""
     dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape]
     tensor = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=dims), **contents)
     return summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=tensor)

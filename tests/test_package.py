@@ -1,0 +1,38 @@
+"""The package imports neither Keras nor TensorFlow by itself, yet registers its layers with Keras
+whichever of the two is imported first; the command-line tools answer --help without TensorFlow."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import CLI_ENV, ROOT
+
+
+def python(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CLI_ENV, cwd=ROOT,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_import_loads_no_tensorflow():
+    assert python("import sys, keras_frelu, keras_frelu.config, keras_frelu.compare.command, keras_frelu.data; "
+                  "print('tensorflow' in sys.modules, 'keras' in sys.modules)") == ["False", "False"]
+
+
+@pytest.mark.parametrize("first, second", [("keras_frelu", "keras"), ("keras", "keras_frelu")])
+def test_layers_load_from_a_saved_model_whichever_is_imported_first(first, second, tmp_path):
+    path = tmp_path / "model.keras"
+    python(f"import keras, keras_frelu; x = keras.Input((5, 5, 2)); "
+           f"keras.Model(x, keras_frelu.get('frelu')(x)).save(r'{path}')")
+    assert python(f"import {first}; import {second}; "
+                  f"print(type(keras.models.load_model(r'{path}').layers[1]).__name__)") == ["FunnelReLU"]
+
+
+@pytest.mark.parametrize("script", ["trainer.py", "evaler.py", "script.py", "download.py"])
+def test_help_needs_no_tensorflow(script):
+    code = (f"import runpy, sys; sys.argv = ['{script}', '--help']\n"
+            f"try:\n    runpy.run_path('{script}', run_name='__main__')\n"
+            "except SystemExit as exit_:\n    print(exit_.code, 'tensorflow' in sys.modules)")
+    *_, exit_code, loaded = python(code)
+    assert (exit_code, loaded) == ("0", "False")
