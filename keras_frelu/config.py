@@ -14,7 +14,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 # Flags that may change between a run and its resumption; any other change is a different experiment.
 RESUMABLE_CHANGES = frozenset(
     {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
-     "no_monitor", "checkpoint", "progress", "num_cpu_devices", "strategy", "steps_per_execution",
+     "validation_step", "no_monitor", "checkpoint", "progress", "num_cpu_devices", "strategy", "steps_per_execution",
      "train_dir", "data_dir", "verbose"}
 )
 
@@ -24,6 +24,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str = "datasets"
     test_fraction: float = 0.2
+    validation_fraction: float = 0.1
     activation: str = "relu"
     model: str = "reference_cnn"
     batch_size: int = 64
@@ -32,6 +33,7 @@ class TrainConfig:
     clip_norm: float = 20.0
     max_training_steps: int = 3000
     log_step: int = 50
+    validation_step: int = None  # None: auto, see validation_interval
     test_sample_step: int = 500
     output_save_step: int = 500
     monitor_step: int = 100
@@ -71,6 +73,9 @@ def build_parser(prog=None):
     add("--data_dir", default=DEFAULTS.data_dir, help="folder holding the datasets (default: %(default)s)")
     add("--test_fraction", type=float, default=DEFAULTS.test_fraction,
         help="test share for custom datasets that have no test_id.txt (default: %(default)s)")
+    add("--validation_fraction", type=float, default=DEFAULTS.validation_fraction,
+        help="share of each class of the training split held out for validation, the same examples for every "
+             "seed; the best step is chosen on it; 0: no validation split (default: %(default)s)")
     add("--activation", default=DEFAULTS.activation,
         help="activation registry name, e.g. relu, lrelu, prelu, elu, selu, frelu, flexrelu, ftswishplus "
              "(python -c 'import keras_frelu; print(keras_frelu.available())' lists all; default: %(default)s)")
@@ -85,6 +90,9 @@ def build_parser(prog=None):
         help="train until this global step (default: %(default)s)")
     add("--log_step", type=int, default=DEFAULTS.log_step,
         help="write training loss/accuracy (mean over the window) every N steps (default: %(default)s)")
+    add("--validation_step", type=int, default=DEFAULTS.validation_step,
+        help="evaluate on the whole validation split every N steps, a multiple of --log_step (default: as "
+             "often as keeps it within 5%% of the training compute, at most every --log_step)")
     add("--test_sample_step", type=int, default=DEFAULTS.test_sample_step,
         help="evaluate on the whole test split every N steps, a multiple of --log_step (default: %(default)s)")
     add("--output_save_step", type=int, default=DEFAULTS.output_save_step,
@@ -131,8 +139,10 @@ def validate(config, activation=True):
                  "monitor_step", "num_cpu_devices", "steps_per_execution"):
         if getattr(config, flag) < 1:
             raise UsageError(f"--{flag} must be at least 1, got {getattr(config, flag)}")
-    for flag in ("test_sample_step", "output_save_step"):
-        if getattr(config, flag) % config.log_step:
+    if config.validation_step is not None and config.validation_step < 1:
+        raise UsageError(f"--validation_step must be at least 1, got {config.validation_step}")
+    for flag in ("test_sample_step", "output_save_step", "validation_step"):
+        if getattr(config, flag) and getattr(config, flag) % config.log_step:
             raise UsageError(f"--{flag} ({getattr(config, flag)}) must be a multiple of --log_step "
                              f"({config.log_step}): both happen at the end of a logging window")
     if config.log_step % config.steps_per_execution:
@@ -144,6 +154,8 @@ def validate(config, activation=True):
             raise UsageError(f"--{flag} must be a positive finite number, got {value}")
     if not 0 < config.test_fraction < 1:
         raise UsageError(f"--test_fraction must be between 0 and 1, got {config.test_fraction}")
+    if not 0 <= config.validation_fraction < 1:
+        raise UsageError(f"--validation_fraction must be at least 0 and below 1, got {config.validation_fraction}")
     if os.sep in config.prefix or (os.altsep and os.altsep in config.prefix) or config.prefix in (".", ".."):
         raise UsageError(f"--prefix {config.prefix!r} must be a plain name (no {os.sep}); it starts the run "
                          "folder's name, --train_dir chooses its parent")
@@ -157,3 +169,17 @@ def validate(config, activation=True):
             registry.canonical_name(config.activation)
         except ValueError as error:
             raise UsageError(f"--activation: {error}") from None
+
+
+# Inference costs about a third of a training step's work per image; one pass over the validation split every
+# ``VALIDATION_COST_STEPS * size / batch_size`` steps keeps it near 5% of the training compute.
+VALIDATION_COST_STEPS = 1 / (3 * 0.05)
+
+
+def validation_interval(config, validation_size):
+    """Steps between two validations: ``--validation_step``, or the auto interval rounded up to a multiple
+    of ``--log_step``."""
+    if config.validation_step:
+        return config.validation_step
+    steps = VALIDATION_COST_STEPS * validation_size / config.batch_size
+    return max(1, math.ceil(steps / config.log_step)) * config.log_step

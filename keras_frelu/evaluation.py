@@ -10,6 +10,7 @@ import io
 import os
 
 import numpy as np
+import scipy.special
 from matplotlib.figure import Figure
 
 from keras_frelu import checkpoints, data, files
@@ -68,6 +69,24 @@ def confusion_png(matrix, class_names, title):
     return buffer.getvalue()
 
 
+def predict(model, split_data, labels):
+    """``model``'s predictions over ``split_data`` (a ``make_dataset`` of a split, in order), per example:
+    ``predicted`` class, ``label``, ``label_probability`` (softmax of the logits at the label), ``logits``."""
+    logits = np.asarray(model.predict(split_data, verbose=0), dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = scipy.special.softmax(logits, axis=1)
+    return {"predicted": logits.argmax(axis=1).astype(np.int64), "label": labels,
+            "label_probability": probabilities[np.arange(len(labels)), labels].astype(np.float32),
+            "logits": logits}
+
+
+def write_predictions(path, predictions, step):
+    """``predictions.npz``: ``predicted``, ``label``, ``label_probability`` and the model's ``step``."""
+    with files.atomic_write(path, "wb") as handle:
+        np.savez(handle, step=np.int64(step), predicted=predictions["predicted"], label=predictions["label"],
+                 label_probability=predictions["label_probability"])
+
+
 def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_size=256, output_dir=None):
     """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report. Its files go
     to ``output_dir``, by default the run (under the run's lock) or the checkpoint's folder."""
@@ -90,10 +109,9 @@ def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_s
                          "pass the --dataset it was trained on")
 
     test = data.make_dataset(loaded.test_images, loaded.test_labels, batch_size, shuffle=False)
-    logits = model.predict(test, verbose=0)
-    labels = loaded.test_labels.astype(np.int64)
-    predictions = logits.argmax(axis=1)
-    loss = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+    predicted = predict(model, test, loaded.test_labels)
+    labels, predictions = predicted["label"], predicted["predicted"]
+    loss = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, predicted["logits"])))
     matrix = confusion_matrix(labels, predictions, loaded.num_classes)
     class_names = loaded.class_names or [str(index) for index in range(loaded.num_classes)]
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
@@ -114,6 +132,7 @@ def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_s
     with output.lock() if output_dir is None and run else contextlib.nullcontext():
         files.write_bytes(output.confusion_path, png)
         files.write_json(output.eval_report_path, report)
+        write_predictions(output.eval_predictions_path, predicted, step)
         with files.storage_errors(output.events("eval")):
             writer = tf.summary.create_file_writer(output.events("eval"))
             with writer.as_default(step=step):

@@ -4,9 +4,11 @@
 
     RUN/config.json        flags, library versions, dataset summary, where this attempt resumed from
     RUN/metrics.json       the newest test figures and the history (rewritten with every checkpoint)
-    RUN/checkpoints/       ckpt-<step>.keras (keras_frelu.checkpoints)
-    RUN/train/ test/ activations/ eval/      TensorBoard event files
-    RUN/eval.json, confusion.png             evaler.py's report
+    RUN/checkpoints/       ckpt-<step>.keras (keras_frelu.checkpoints); best.weights.npz: the weights of the
+                           best validation accuracy, written with the checkpoint after it was reached
+    RUN/predictions.npz    the final model on the test split, per example (keras_frelu.evaluation)
+    RUN/train/ validation/ test/ activations/ eval/      TensorBoard event files
+    RUN/eval.json, confusion.png, eval_predictions.npz  evaler.py's report
     RUN/.lock              held (fcntl) by the process writing the run; released by the OS when it dies
 
 Every file is written with ``keras_frelu.files.atomic_write``.
@@ -27,8 +29,11 @@ METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
 EVAL_REPORT = "eval.json"
 CONFUSION_FIGURE = "confusion.png"
+PREDICTIONS = "predictions.npz"
+EVAL_PREDICTIONS = "eval_predictions.npz"
+BEST_WEIGHTS = "best.weights.npz"
 LOCK = ".lock"
-EVENT_FOLDERS = ("train", "test", "activations", "eval")
+EVENT_FOLDERS = ("train", "validation", "test", "activations", "eval")
 
 
 class RunLocked(UsageError):
@@ -73,6 +78,18 @@ class RunDir:
     @property
     def checkpoint_dir(self):
         return self.join(CHECKPOINTS)
+
+    @property
+    def best_weights_path(self):
+        return os.path.join(self.checkpoint_dir, BEST_WEIGHTS)
+
+    @property
+    def predictions_path(self):
+        return self.join(PREDICTIONS)
+
+    @property
+    def eval_predictions_path(self):
+        return self.join(EVAL_PREDICTIONS)
 
     @property
     def eval_report_path(self):

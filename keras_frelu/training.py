@@ -26,8 +26,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import keras_frelu
-from keras_frelu import checkpoints, data, events, files, models
-from keras_frelu.config import RESUMABLE_CHANGES, validate
+from keras_frelu import checkpoints, data, evaluation, events, files, models
+from keras_frelu.config import RESUMABLE_CHANGES, validate, validation_interval
 from keras_frelu.errors import TrainingDiverged, UsageError
 from keras_frelu.monitor import ActivationMonitor
 from keras_frelu.rundir import RunDir
@@ -105,6 +105,7 @@ def dataset_summary(dataset):
     """The dataset as config.json records it."""
     return {"name": dataset.name, "path": os.path.abspath(dataset.path), "image_shape": list(dataset.image_shape),
             "num_classes": dataset.num_classes, "train_size": len(dataset.train_labels),
+            "validation_size": dataset.validation_size,
             "test_size": len(dataset.test_labels)}
 
 
@@ -128,19 +129,27 @@ def check_resumable(run, config, dataset):
 
 
 class TrainingLoop(keras.callbacks.Callback):
-    """The bookkeeping at each step and at the end of each logging window of ``model.fit``."""
+    """The bookkeeping at each step and at the end of each logging window of ``model.fit``: training
+    figures, validation (which alone chooses the best step), test figures (only reported), checkpoints."""
 
-    def __init__(self, config, run, start_step, test_data, writers, chief, previous_metrics):
+    def __init__(self, config, run, start_step, evaluation_data, writers, chief, previous_metrics,
+                 validation_every):
         super().__init__()
         self.config, self.run, self.chief = config, run, chief
         self.step = start_step
-        self.test_data = test_data
+        self.evaluation_data = evaluation_data  # {"validation": tf.data (if any), "test": tf.data}
+        self.validation_every = validation_every
         self.writers = writers
         self.previous = previous_metrics  # of the run this one resumes, as of its last checkpoint
         self.history = []
         self.started = time.perf_counter()
         self.bar = None
         self.diverged_at = None
+        self.best_accuracy = previous_metrics.get("best_validation_accuracy")
+        self.best_step = previous_metrics.get("best_validation_step")
+        self.best_weights = _read_best_weights(run, self.best_step) if chief and self.best_step else None
+        self.best_saved = True
+        self.at_best = {}
 
     # -- per step --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -185,24 +194,47 @@ class TrainingLoop(keras.callbacks.Callback):
                   "images_per_s": images / elapsed}
         self._write_scalars("train", record)
         last = self.step >= self.config.max_training_steps
+        if "validation" in self.evaluation_data and (last or self.step % self.validation_every == 0):
+            record.update(self.evaluate("validation"))
+            self._track_best(record["validation_accuracy"])
         if last or self.step % self.config.test_sample_step == 0:
-            record.update(self.evaluate_test())
+            record.update(self.evaluate("test"))
+            if self.chief:
+                self.bar.write(f"step {self.step}: test accuracy {record['test_accuracy']:.4f}, "
+                               f"test loss {record['test_loss']:.4f}")
         self.history.append(record)
         if last or self.step % self.config.output_save_step == 0:
             self.save()
         self.window_start = time.perf_counter()
         self.window_steps = 0
 
-    def evaluate_test(self):
-        """Loss and accuracy over the whole test split, in inference mode."""
-        result = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
-        record = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"])}
-        self._write_scalars("test", {"step": self.step, "loss": record["test_loss"],
-                                     "accuracy": record["test_accuracy"]})
-        if self.chief:
-            self.bar.write(f"step {self.step}: test accuracy {record['test_accuracy']:.4f}, "
-                           f"test loss {record['test_loss']:.4f}")
-        return record
+    def evaluate(self, split, write=True):
+        """``{split_loss, split_accuracy}`` over the whole split, in inference mode (written to ``split/``)."""
+        result = self.model.evaluate(self.evaluation_data[split], verbose=0, return_dict=True)
+        loss, accuracy = float(result["loss"]), float(result["accuracy"])
+        if write:
+            self._write_scalars(split, {"loss": loss, "accuracy": accuracy})
+        return {f"{split}_loss": loss, f"{split}_accuracy": accuracy}
+
+    def _track_best(self, accuracy):
+        """Keep the weights of the best validation accuracy so far (the first of equal ones)."""
+        if self.best_accuracy is None or accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_step = accuracy, self.step
+            self.best_weights = [np.array(weights) for weights in self.model.get_weights()]
+            self.best_saved = False
+
+    def test_at_best(self):
+        """The test figures of the best-validation weights (the model's own weights are put back)."""
+        if self.best_weights is None:
+            return {}
+        final = self.model.get_weights()
+        self.model.set_weights(self.best_weights)
+        try:
+            result = self.evaluate("test", write=False)
+        finally:
+            self.model.set_weights(final)
+        self.at_best = {f"{key}_at_best_validation": value for key, value in result.items()}
+        return self.at_best
 
     def save(self):
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
@@ -211,21 +243,32 @@ class TrainingLoop(keras.callbacks.Callback):
             return
         if self.chief:
             checkpoints.save_checkpoint(self.model, self.run, self.step)
+            if not self.best_saved:
+                _write_best_weights(self.run, self.best_step, self.best_weights)
+                self.best_saved = True
             self.run.write_metrics(self.metrics(complete=False))
         else:  # saving reads synchronised variables, a collective operation every worker must join
             with tempfile.TemporaryDirectory() as scratch:
                 checkpoints.save_checkpoint(self.model, scratch, self.step)
 
     def metrics(self, complete):
-        """What ``metrics.json`` holds: the newest test figures plus the history since step 0."""
+        """What ``metrics.json`` holds: the final test and validation figures, the best validation step and
+        the test figures there, and the history since step 0."""
         history = _merge_history(self.previous.get("history", []), self.history)
-        tested = [record for record in history if "test_accuracy" in record]
+        latest = {}
+        for record in history:
+            latest.update({key: value for key, value in record.items() if key.startswith(("test_", "validation_"))})
         return {
             "complete": complete,
             "step": self.step,
-            "test_accuracy": tested[-1]["test_accuracy"] if tested else None,
-            "test_loss": tested[-1]["test_loss"] if tested else None,
-            "best_test_accuracy": max((record["test_accuracy"] for record in tested), default=None),
+            "test_accuracy": latest.get("test_accuracy"),
+            "test_loss": latest.get("test_loss"),
+            "validation_accuracy": latest.get("validation_accuracy"),
+            "validation_loss": latest.get("validation_loss"),
+            "best_validation_accuracy": self.best_accuracy,
+            "best_validation_step": self.best_step,
+            "test_accuracy_at_best_validation": self.at_best.get("test_accuracy_at_best_validation"),
+            "test_loss_at_best_validation": self.at_best.get("test_loss_at_best_validation"),
             "wall_time_s": self.previous.get("wall_time_s", 0.0) + time.perf_counter() - self.started,
             # The median window: robust to the first window of each process, which includes tracing.
             "images_per_s": statistics.median(record["images_per_s"] for record in history) if history else 0.0,
@@ -244,6 +287,22 @@ class TrainingLoop(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.bar.close()
+
+
+def _write_best_weights(run, step, weights):
+    with files.atomic_write(run.best_weights_path, "wb") as handle:
+        np.savez(handle, step=step, **{f"w{index}": array for index, array in enumerate(weights)})
+
+
+def _read_best_weights(run, step):
+    """The best-validation weights saved with the checkpoint this run resumes from, if they are of ``step``."""
+    try:
+        with np.load(run.best_weights_path) as saved:
+            if int(saved["step"]) != step:
+                return None
+            return [saved[f"w{index}"] for index in range(len(saved.files) - 1)]
+    except (OSError, KeyError, ValueError):  # missing or damaged: the replayed steps may find it again
+        return None
 
 
 def _work_around_keras_multi_worker(model):
@@ -266,7 +325,8 @@ def _work_around_keras_multi_worker(model):
 def prepare(config):
     """Validate everything that can be wrong before anything is written: flags, dataset, model shape."""
     validate(config)
-    dataset = data.load_dataset(config.dataset, data_dir=config.data_dir, test_fraction=config.test_fraction)
+    dataset = data.with_validation(data.load_dataset(config.dataset, data_dir=config.data_dir,
+                                                     test_fraction=config.test_fraction), config.validation_fraction)
     try:
         build_model(config, dataset.image_shape, dataset.num_classes)
     except UsageError as error:
@@ -333,13 +393,19 @@ def _train(config, dataset, strategy, callbacks, run, chief):
               f"{config.max_training_steps}); raise --max_training_steps to train further")
         return previous
 
+    evaluation_data = {"test": (dataset.test_images, dataset.test_labels)}
+    if dataset.validation_labels is not None:
+        evaluation_data["validation"] = (dataset.validation_images, dataset.validation_labels)
     writers = {}
     if chief:
-        writers = {split: events.resumed_writer(run.events(split), start_step) for split in ("train", "test")}
+        writers = {split: events.resumed_writer(run.events(split), start_step)
+                   for split in ("train", *evaluation_data)}
     train_data = data.make_dataset(dataset.train_images, dataset.train_labels, config.batch_size, shuffle=True,
                                    seed=config.seed, repeat=True, drop_remainder=True, start_batch=start_step)
-    test_data = data.make_dataset(dataset.test_images, dataset.test_labels, config.batch_size, shuffle=False)
-    loop = TrainingLoop(config, run, start_step, test_data, writers, chief, previous)
+    evaluation_data = {split: data.make_dataset(images, labels, config.batch_size, shuffle=False)
+                       for split, (images, labels) in evaluation_data.items()}
+    validation_every = validation_interval(config, dataset.validation_size)
+    loop = TrainingLoop(config, run, start_step, evaluation_data, writers, chief, previous, validation_every)
     all_callbacks = [loop, *callbacks]
     if not config.no_monitor and chief:
         # A fixed sample of the test split, so pictures compare across steps and runs; its labels give
@@ -367,8 +433,12 @@ def _train(config, dataset, strategy, callbacks, run, chief):
             f"{last_good or 'none (no checkpoint was written yet)'}; lower --learning_rate or --clip_norm and "
             "start a new run (another --prefix)")
 
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        loop.test_at_best()
+        predictions = evaluation.predict(model, evaluation_data["test"], dataset.test_labels)
     metrics = loop.metrics(complete=True)
     if chief:
+        evaluation.write_predictions(run.predictions_path, predictions, loop.step)
         run.write_metrics(metrics)
     return metrics
 

@@ -61,6 +61,30 @@ def test_frelu_reaches_95_percent_and_evaler_agrees(data_dir, tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "confusion_matrix" in events.read_tags(str(run_dir / "eval"))
 
+    # The final model's per-example predictions agree with evaler's confusion matrix of the same checkpoint.
+    with np.load(run_dir / "predictions.npz") as saved:
+        predictions = {key: saved[key] for key in saved.files}
+    assert predictions["step"] == 600 and len(predictions["label"]) == 360
+    from_predictions = np.zeros((10, 10), int)
+    np.add.at(from_predictions, (predictions["label"], predictions["predicted"]), 1)
+    np.testing.assert_array_equal(from_predictions, matrix)
+    assert np.mean(predictions["predicted"] == predictions["label"]) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert np.all((predictions["label_probability"] > 0) & (predictions["label_probability"] <= 1))
+    with np.load(run_dir / "eval_predictions.npz") as saved:
+        for key in ("predicted", "label", "step"):
+            np.testing.assert_array_equal(saved[key], predictions[key])
+        np.testing.assert_allclose(saved["label_probability"], predictions["label_probability"], rtol=1e-5)
+
+    # Selection on validation only: the best step is that of the highest validation accuracy (the first of
+    # equal ones), and the test split is reported there.
+    validation = events.read_scalars(str(run_dir / "validation"))["accuracy"]
+    best_step, best = max(validation, key=lambda entry: (entry[1], -entry[0]))
+    assert metrics["best_validation_step"] == best_step
+    assert metrics["best_validation_accuracy"] == pytest.approx(best, abs=1e-6)
+    assert 0.9 <= metrics["test_accuracy_at_best_validation"] <= 1.0
+    assert config["dataset"]["train_size"] + config["dataset"]["validation_size"] == 1437
+    assert config["dataset"]["validation_size"] == pytest.approx(143.7, abs=5)
+
 
 @pytest.fixture(scope="module")
 def deterministic_reference(data_dir, tmp_path_factory):

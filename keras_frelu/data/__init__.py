@@ -5,14 +5,14 @@ tf.data input pipeline (``pipeline``, imported on first use: the rest needs no T
     train = make_dataset(dataset.train_images, dataset.train_labels, batch_size=64, repeat=True)
 """
 
-from keras_frelu.data.hdf5 import Dataset, HDF5Images, read_folder
+from keras_frelu.data.hdf5 import Dataset, HDF5Images, read_folder, with_validation
 from keras_frelu.data.sources import BUILTIN, SOURCES, canonical_name, find_folder, load_dataset, prepare
 from keras_frelu.errors import DatasetError, DownloadError
 
 _PIPELINE = ("make_dataset", "scale_images")
 
 __all__ = ["BUILTIN", "SOURCES", "Dataset", "DatasetError", "DownloadError", "HDF5Images", "canonical_name",
-           "find_folder", "load_dataset", "prepare", "read_folder", *_PIPELINE]
+           "find_folder", "load_dataset", "prepare", "read_folder", "with_validation", *_PIPELINE]
 
 
 def __getattr__(name):

@@ -65,6 +65,40 @@ class Dataset:
     class_names: list = None
     layout: str = "columnar"
     split: str = TEST_ID_FILE
+    validation_images: object = None  # held out of the training split by ``with_validation``
+    validation_labels: np.ndarray = None
+
+    @property
+    def validation_size(self):
+        return 0 if self.validation_labels is None else len(self.validation_labels)
+
+
+# One validation split for every run and seed: the runs of a comparison all validate on the same examples.
+VALIDATION_SEED = 0
+
+
+def with_validation(dataset, fraction, seed=VALIDATION_SEED):
+    """``dataset`` with ``round(fraction * n_c)`` training examples of each class ``c`` held out as its
+    validation split, drawn with ``seed`` (stratified: every class keeps its share, and one example at
+    least in training). ``fraction`` 0 returns ``dataset`` unchanged."""
+    if not 0 <= fraction < 1:
+        raise DatasetError(f"the validation fraction must be at least 0 and below 1, got {fraction}")
+    if fraction == 0:
+        return dataset
+    labels = np.asarray(dataset.train_labels)
+    held_out = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(int(round(fraction * len(members))), len(members) - 1)
+        held_out.append(np.random.default_rng([seed, int(label)]).permutation(members)[:count])
+    validation = np.sort(np.concatenate(held_out))
+    if len(validation) == 0:
+        raise DatasetError(f"--validation_fraction {fraction} of {len(labels)} training examples holds none "
+                           "out; raise it or pass 0 to train without a validation split")
+    train = np.setdiff1d(np.arange(len(labels)), validation)
+    return dataclasses.replace(dataset, train_images=_take(dataset.train_images, train), train_labels=labels[train],
+                               validation_images=_take(dataset.train_images, validation),
+                               validation_labels=labels[validation])
 
 
 class HDF5Images:
