@@ -37,6 +37,7 @@ class TrainConfig:
     test_sample_step: int = 500
     output_save_step: int = 500
     monitor_step: int = 100
+    monitor_statistics_size: int = 512
     no_monitor: bool = False
     train_dir: str = "train_dir"
     prefix: str = ""
@@ -99,6 +100,9 @@ def build_parser(prog=None):
         help="write a checkpoint every N steps, a multiple of --log_step (default: %(default)s)")
     add("--monitor_step", type=int, default=DEFAULTS.monitor_step,
         help="write activation histograms/images/statistics every N steps (default: %(default)s)")
+    add("--monitor_statistics_size", type=int, default=DEFAULTS.monitor_statistics_size,
+        help="activation statistics and histograms are over the first N images of the validation split (the "
+             "test split without one), the same in every run of a comparison (default: %(default)s)")
     add("--no_monitor", action="store_true", help="do not write activation summaries")
     add("--train_dir", default=DEFAULTS.train_dir, help="parent folder of run directories (default: %(default)s)")
     add("--prefix", default=DEFAULTS.prefix, help="run name prefix: <prefix>-<dataset>-<activation>-<model>-seed<N>")
@@ -136,7 +140,7 @@ def validate(config, activation=True):
     if config.strategy not in STRATEGIES:
         raise UsageError(f"unknown --strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     for flag in ("batch_size", "max_training_steps", "log_step", "test_sample_step", "output_save_step",
-                 "monitor_step", "num_cpu_devices", "steps_per_execution"):
+                 "monitor_step", "monitor_statistics_size", "num_cpu_devices", "steps_per_execution"):
         if getattr(config, flag) < 1:
             raise UsageError(f"--{flag} must be at least 1, got {getattr(config, flag)}")
     if config.validation_step is not None and config.validation_step < 1:

@@ -289,6 +289,13 @@ class TrainingLoop(keras.callbacks.Callback):
         self.bar.close()
 
 
+def statistics_sample(dataset, size):
+    """The monitor's statistics sample: the first ``size`` images of the validation split (which is the
+    same for every seed), or of the test split when there is none, scaled as the model sees them."""
+    images = dataset.validation_images if dataset.validation_size else dataset.test_images
+    return data.scale_images(images[:size])
+
+
 def _write_best_weights(run, step, weights):
     with files.atomic_write(run.best_weights_path, "wb") as handle:
         np.savez(handle, step=step, **{f"w{index}": array for index, array in enumerate(weights)})
@@ -408,12 +415,13 @@ def _train(config, dataset, strategy, callbacks, run, chief):
     loop = TrainingLoop(config, run, start_step, evaluation_data, writers, chief, previous, validation_every)
     all_callbacks = [loop, *callbacks]
     if not config.no_monitor and chief:
-        # A fixed sample of the test split, so pictures compare across steps and runs; its labels give
-        # the monitor's per-layer gradient norms.
-        sample = data.scale_images(dataset.test_images[:16])
-        all_callbacks.append(ActivationMonitor(run.events("activations"), sample=sample,
-                                               labels=dataset.test_labels[:16],
-                                               every_n_steps=config.monitor_step))
+        # Fixed samples, the same in every run of a dataset, so numbers and pictures compare across steps
+        # and runs: 16 test images for the pictures (their labels give the gradient norms), and up to
+        # --monitor_statistics_size validation images for the statistics.
+        all_callbacks.append(ActivationMonitor(
+            run.events("activations"), sample=data.scale_images(dataset.test_images[:16]),
+            labels=dataset.test_labels[:16], statistics_sample=statistics_sample(dataset, config.monitor_statistics_size),
+            every_n_steps=config.monitor_step))
 
     windows = math.ceil((config.max_training_steps - start_step) / config.log_step)
     try:

@@ -11,15 +11,48 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from keras_frelu.monitor import background, summaries
 from keras_frelu.monitor.background import BackgroundThread
-from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
+from keras_frelu.monitor.statistics import HISTOGRAM_EDGES, StreamingStatistics, batch_reductions, histogram_buckets
 
 
-def test_statistics_follow_their_definitions():
-    # units (columns): always zero (dead), once zero, never zero
-    values = np.array([[0.0, 0.0, 2.0], [0.0, -1.0, 3.0]], dtype=np.float32)
-    got = {name: float(value) for name, value in activation_statistics(values).items()}
-    assert got == pytest.approx({"mean": 4 / 6, "std": float(np.std(values)), "min": -1.0, "max": 3.0,
-                                 "zero_fraction": 3 / 6, "dead_fraction": 1 / 3, "negative_fraction": 1 / 6})
+def streamed(values, batch_size):
+    statistics = StreamingStatistics()
+    for start in range(0, len(values), batch_size):
+        reductions = batch_reductions(values[start:start + batch_size], HISTOGRAM_EDGES.astype(np.float32))
+        statistics.add({key: np.asarray(value) for key, value in reductions.items()})
+    return statistics
+
+
+def test_statistics_follow_their_definitions_whatever_the_batches():
+    # units (columns): never positive (dead), positive once, always positive, negative once
+    values = np.array([[0.0, 0.0, 2.0, -1.0], [0.0, 1.0, 3.0, 4.0], [-2.0, 0.0, 5.0, 6.0]], dtype=np.float32)
+    expected = {"mean": values.mean(), "std": float(np.std(values.astype(np.float64))), "min": -2.0, "max": 6.0,
+                "zero_fraction": 4 / 12, "negative_fraction": 2 / 12, "dead_fraction": 1 / 4}
+    for batch_size in (1, 2, 3):
+        assert streamed(values, batch_size).result() == pytest.approx(expected), batch_size
+
+
+def test_dead_channels_are_never_positive_at_any_position():
+    values = np.zeros((3, 2, 2, 3), np.float32)
+    values[0, 1, 1, 0] = 0.5  # channel 0 lives at one position of one image
+    values[:, :, :, 1] = -1.0  # channel 1 is negative everywhere: dead
+    values[2, 0, 0, 2] = 2.0  # channel 2 too lives once
+    result = streamed(values, 2).result()
+    assert result["dead_channel_fraction"] == pytest.approx(1 / 3)
+    assert result["dead_fraction"] == pytest.approx(1 - 2 / 12)
+
+
+def test_activation_histogram_edges_are_fixed_and_count_every_value():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.normal(0, 2, 500), [0.0, 1e5, -1e6, np.nan, np.inf]]).astype(np.float32)
+    buckets = streamed(values.reshape(-1, 1), 64).histogram()
+    np.testing.assert_array_equal(buckets[:, 0], HISTOGRAM_EDGES[:-1])
+    assert buckets[:, 2].sum() == 503  # the finite values; those beyond +-1e4 in the outer buckets
+    assert buckets[0, 2] >= 1 and buckets[-1, 2] >= 1
+    linear = (HISTOGRAM_EDGES >= -5) & (HISTOGRAM_EDGES <= 5)
+    np.testing.assert_allclose(np.diff(HISTOGRAM_EDGES[linear]), 0.05, rtol=1e-4)
+    inner = values[np.abs(values) < 5]
+    counts, _ = np.histogram(inner, bins=HISTOGRAM_EDGES[linear])
+    np.testing.assert_array_equal(buckets[linear[:-1] & linear[1:], 2], counts)
 
 
 def test_histogram_buckets_of_constant_and_non_finite_values():

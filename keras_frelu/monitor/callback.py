@@ -12,7 +12,7 @@ from keras_frelu.monitor import figures as panels
 from keras_frelu.monitor.background import BackgroundThread
 from keras_frelu.monitor import summaries as summary_module
 from keras_frelu.monitor.images import activation_image
-from keras_frelu.monitor.statistics import activation_statistics, histogram_buckets
+from keras_frelu.monitor.statistics import HISTOGRAM_EDGES, StreamingStatistics, batch_reductions, histogram_buckets
 
 FIGURE_INTERVALS = 10  # figures are drawn at every 10th monitor step by default: matplotlib is the costly part
 
@@ -26,8 +26,10 @@ class ActivationMonitor(keras.callbacks.Callback):
     statistics; nothing in the model changes), and these summaries are written to ``log_dir`` (for each
     monitored layer ``L``):
 
-    - ``activations/L/values``: histogram of the layer's output values (switch ``histograms``);
-    - ``activations/L/{mean,std,min,max,zero_fraction,dead_fraction,negative_fraction}``: scalars, see
+    - ``activations/L/values``: histogram of the layer's output values over the statistics sample, on
+      fixed bucket edges (switch ``histograms``);
+    - ``activations/L/{mean,std,min,max,zero_fraction,negative_fraction,dead_fraction}`` and, for conv
+      layers, ``dead_channel_fraction``: scalars over the statistics sample, defined in
       ``keras_frelu.monitor.statistics`` (switch ``scalars``);
     - ``activations/L/image``: for rank-4 outputs the feature maps of each of the first ``max_images``
       samples as a grid, otherwise a units x samples heat map (switch ``images``);
@@ -55,8 +57,12 @@ class ActivationMonitor(keras.callbacks.Callback):
         log_dir: folder for the event files (created if missing).
         layers: names of the layers to monitor, a predicate ``layer -> bool`` over ``model.layers``, or
             None: every activation layer (``keras_frelu.models.activation_layers``).
-        sample: a fixed batch of model inputs, batch axis first (e.g. 16 test images).
+        sample: a fixed batch of model inputs, batch axis first (e.g. 16 test images): the pictures and
+            panels, and the gradient norms.
         labels: the targets of ``sample``, for gradient norms (optional).
+        statistics_sample: the model inputs the statistics and histograms are computed over, streamed in
+            batches of ``statistics_batch_size`` (e.g. 512 validation images; default: ``sample``). Numbers
+            to quote need a sample of the data, not 16 images: a unit that 16 images leave off is not dead.
         every_n_steps: optimizer steps between two sets of summaries (default 100).
         figure_every_n_steps: steps between two sets of figures, a multiple of ``every_n_steps``
             (default ``10 * every_n_steps``).
@@ -64,9 +70,9 @@ class ActivationMonitor(keras.callbacks.Callback):
         histograms, scalars, images, figures, parameters, weight_norms: switch each output on or off.
     """
 
-    def __init__(self, log_dir, layers=None, *, sample, labels=None, every_n_steps=100,
-                 figure_every_n_steps=None, max_images=3, histograms=True, scalars=True, images=True,
-                 figures=True, parameters=True, weight_norms=True):
+    def __init__(self, log_dir, layers=None, *, sample, labels=None, statistics_sample=None,
+                 statistics_batch_size=256, every_n_steps=100, figure_every_n_steps=None, max_images=3,
+                 histograms=True, scalars=True, images=True, figures=True, parameters=True, weight_norms=True):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
         self.layer_selection = [layers] if isinstance(layers, str) else layers
@@ -86,6 +92,15 @@ class ActivationMonitor(keras.callbacks.Callback):
                              f"{sample_size}; give one label per sample")
         self._sample = tf.nest.map_structure(tf.convert_to_tensor, sample)
         self._labels = None if labels is None else tf.convert_to_tensor(labels)
+        statistics_sample = sample if statistics_sample is None else statistics_sample
+        _batch_size(statistics_sample)  # a non-empty batch axis
+        batch = _positive_int("statistics_batch_size", statistics_batch_size)
+        size = _batch_size(statistics_sample)
+        self._statistics_batches = [
+            tf.nest.map_structure(lambda array: tf.convert_to_tensor(array[start:start + batch]), statistics_sample)
+            for start in range(0, size, batch)]
+        self._statistics_function = None
+        self._histogram_edges = tf.constant(HISTOGRAM_EDGES, tf.float32)
         self.monitored = []
         self._figures = None
         self._background = BackgroundThread()
@@ -98,7 +113,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
         self._figures = panels.FigureSets([layer.name for layer in self.monitored])
-        self._values_function = None
+        self._values_function = self._statistics_function = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
             self._outputs_model = keras.Model(model.input, {
@@ -122,6 +137,8 @@ class ActivationMonitor(keras.callbacks.Callback):
             # Traced in the background while the first steps train, which it would otherwise hold up.
             self._background.submit(self._traced_values_function().get_concrete_function, self._sample,
                                     self._labels)
+            for batch in self._statistics_batches[:1] + self._statistics_batches[-1:]:  # the two batch sizes
+                self._background.submit(self._traced_statistics_function().get_concrete_function, batch)
         if self.switches["figures"]:
             self._background.submit(self._figures.prepare)
 
@@ -156,7 +173,10 @@ class ActivationMonitor(keras.callbacks.Callback):
             activations = [np.asarray(outputs) for outputs in values["activations"]]
             if summaries:
                 norms = {tag: np.asarray(norm) for tag, norm in values["norms"].items()}
-                self._background.submit(self._write_event, step, self._summaries, activations, norms,
+                statistics_function = self._traced_statistics_function()
+                reductions = [tf.nest.map_structure(np.asarray, statistics_function(batch))
+                              for batch in self._statistics_batches]
+                self._background.submit(self._write_event, step, self._summaries, activations, reductions, norms,
                                         self._parameters())
                 self._summaries_step = step
             if figures:
@@ -173,6 +193,17 @@ class ActivationMonitor(keras.callbacks.Callback):
         if self._values_function is None:
             self._values_function = tf.function(self._graph_values, autograph=False)
         return self._values_function
+
+    def _traced_statistics_function(self):
+        """One batch of the statistics sample through the monitored layers, reduced in the graph to what
+        ``StreamingStatistics`` adds up (a few numbers and a unit mask per layer, not the outputs)."""
+        if self._statistics_function is None:
+            def reduce(batch):
+                outputs = self._outputs_model(batch, training=False)["activations"]
+                return [batch_reductions(layer_outputs, self._histogram_edges) for layer_outputs in outputs]
+
+            self._statistics_function = tf.function(reduce, autograph=False)
+        return self._statistics_function
 
     def _write_event(self, step, build, *args):
         """A background job: the summary values ``build(*args)`` as one event at ``step``, flushed so that a
@@ -220,17 +251,20 @@ class ActivationMonitor(keras.callbacks.Callback):
             variable.assign(value)
         return outputs, {id(variable): gradient for variable, gradient in zip(variables, gradients)}
 
-    def _summaries(self, activations, norms, parameters):
-        """The summary values of one monitor step, from the monitored outputs, the graph's norms and the
-        parameters."""
+    def _summaries(self, activations, reductions, norms, parameters):
+        """The summary values of one monitor step: statistics and histograms from the statistics sample's
+        ``reductions`` (per batch, per layer), images from the picture sample's ``activations``, the graph's
+        norms and the parameters."""
         values = []
-        for layer, outputs in zip(self.monitored, activations):
+        for index, (layer, outputs) in enumerate(zip(self.monitored, activations)):
             prefix = f"activations/{layer.name}/"
+            streaming = StreamingStatistics()
+            for batch in reductions:
+                streaming.add(batch[index])
             if self.switches["histograms"]:
-                values.append(summary_module.histogram(prefix + "values", histogram_buckets(outputs)))
+                values.append(summary_module.histogram(prefix + "values", streaming.histogram()))
             if self.switches["scalars"]:
-                values += [summary_module.scalar(prefix + name, value)
-                           for name, value in activation_statistics(outputs).items()]
+                values += [summary_module.scalar(prefix + name, value) for name, value in streaming.result().items()]
             if self.switches["images"]:
                 pictures = activation_image(outputs, self.max_images)
                 pngs = [summary_module.png(picture) for picture in pictures]

@@ -1,38 +1,108 @@
-"""Summary statistics of one layer's activations over the monitor sample, in NumPy.
+"""Statistics of one layer's activations over the statistics sample, streamed batch by batch.
 
-Every statistic is taken over all values of the batch (samples x units):
+The sample is run through the model in batches; ``batch_reductions`` (``keras.ops``, inside the monitor's
+traced graph) reduces each batch's layer output to a few numbers and a per-unit mask, and
+``StreamingStatistics`` (NumPy) adds them up. Every statistic is over all values of the whole sample:
 
 - ``mean``, ``std`` (population standard deviation, as ``numpy.std``), ``min``, ``max``;
-- ``zero_fraction``: fraction of values that are exactly zero (ReLU sparsity);
-- ``dead_fraction``: fraction of units (one output element of a sample: a feature-map position and channel,
-  or a dense unit) that are exactly zero for *every* sample, i.e. units no sample switches on;
-- ``negative_fraction``: fraction of values below zero (what ELU/SELU/FReLU add over ReLU).
+- ``zero_fraction``: fraction of values exactly zero (ReLU sparsity);
+- ``negative_fraction``: fraction of values below zero (what ELU/SELU/FReLU add over ReLU);
+- ``dead_fraction``: fraction of units never positive for any image of the sample, a unit being one
+  output element (a feature-map position and channel, or a dense unit);
+- ``dead_channel_fraction`` (outputs with spatial axes only): fraction of channels never positive at any
+  position for any image.
 
-``histogram_buckets`` is the tensor TensorBoard's histogram dashboard reads. The monitor sample is small
-(16 images by default), so NumPy does this in milliseconds; in the monitor's TensorFlow graph the same
-operations cost more to trace than all the monitor steps of a short run take to compute them.
+``values`` histograms use ``HISTOGRAM_EDGES``, the same edges for every layer and step, so TensorBoard's
+offset view and the comparison report's overlays line up: 0.05 wide on [-5, 5], then growing by a
+constant factor to +-1e4; values beyond fall in the outermost buckets. ``histogram_buckets`` makes the
+equal-width histograms of the activation parameters.
 """
 
 import numpy as np
 
-HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
-STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
+STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "negative_fraction", "dead_fraction")
+SPATIAL_STATISTICS = ("dead_channel_fraction",)
+HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default, for the parameters
 
 
-def activation_statistics(activations):
-    """``{name: float}`` for the names in ``STATISTICS``; ``activations`` has the batch axis first.
-    Sums are taken in float64."""
-    values = np.asarray(activations)
-    is_zero = values == 0
+def _activation_edges(linear_limit=5.0, linear_width=0.05, outer_limit=1e4, outer_buckets=40):
+    linear = np.linspace(-linear_limit, linear_limit, int(round(2 * linear_limit / linear_width)) + 1)
+    outer = np.geomspace(linear_limit, outer_limit, outer_buckets + 1)[1:]
+    return np.concatenate([-outer[::-1], linear, outer])
+
+
+# float32 values: the graph buckets with these very numbers.
+HISTOGRAM_EDGES = _activation_edges().astype(np.float32).astype(np.float64)
+
+
+def batch_reductions(outputs, edges):
+    """The sums of one batch's layer output (batch axis first) that ``StreamingStatistics`` adds up, as
+    ``keras.ops`` tensors: count, sum, sum of squares, min, max, zero and negative counts, the per-unit
+    "positive somewhere in the batch" mask, and the bucket counts of the finite values over ``edges``."""
+    from keras import ops
+
+    values = ops.cast(outputs, "float32")
+    flat = ops.reshape(values, (-1,))
+    finite = ops.isfinite(flat)
+    buckets = ops.clip(ops.searchsorted(edges, flat, side="right") - 1, 0, edges.shape[0] - 2)
     return {
-        "mean": float(values.mean(dtype=np.float64)),
-        "std": float(values.std(dtype=np.float64)),
-        "min": float(values.min()),
-        "max": float(values.max()),
-        "zero_fraction": float(is_zero.mean()),
-        "dead_fraction": float(is_zero.all(axis=0).mean()),
-        "negative_fraction": float((values < 0).mean()),
+        "count": ops.size(flat),
+        "sum": ops.sum(ops.cast(flat, "float64")),
+        "sum_of_squares": ops.sum(ops.square(ops.cast(flat, "float64"))),
+        "min": ops.min(flat),
+        "max": ops.max(flat),
+        "zeros": ops.sum(ops.cast(flat == 0, "int64")),
+        "negatives": ops.sum(ops.cast(flat < 0, "int64")),
+        "positive_units": ops.any(values > 0, axis=0),
+        "bucket_counts": ops.bincount(buckets, weights=ops.cast(finite, "float64"), minlength=edges.shape[0] - 1),
     }
+
+
+class StreamingStatistics:
+    """One layer's statistics over batches: ``add`` each batch's reductions, then ``result`` and
+    ``histogram``."""
+
+    def __init__(self, edges=HISTOGRAM_EDGES):
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.count = self.zeros = self.negatives = 0
+        self.sum = self.sum_of_squares = 0.0
+        self.min, self.max = np.inf, -np.inf
+        self.positive_units = None
+        self.bucket_counts = np.zeros(len(self.edges) - 1)
+
+    def add(self, reductions):
+        """Add one batch: the NumPy values of ``batch_reductions``."""
+        self.count += int(reductions["count"])
+        self.sum += float(reductions["sum"])
+        self.sum_of_squares += float(reductions["sum_of_squares"])
+        self.min = min(self.min, float(reductions["min"]))
+        self.max = max(self.max, float(reductions["max"]))
+        self.zeros += int(reductions["zeros"])
+        self.negatives += int(reductions["negatives"])
+        positive = np.asarray(reductions["positive_units"], dtype=bool)
+        self.positive_units = positive if self.positive_units is None else self.positive_units | positive
+        self.bucket_counts += np.asarray(reductions["bucket_counts"], dtype=np.float64)
+
+    def result(self):
+        """``{name: float}`` for ``STATISTICS`` and, for outputs with spatial axes, ``SPATIAL_STATISTICS``."""
+        mean = self.sum / self.count
+        statistics = {
+            "mean": mean,
+            "std": float(np.sqrt(max(self.sum_of_squares / self.count - mean * mean, 0.0))),
+            "min": self.min,
+            "max": self.max,
+            "zero_fraction": self.zeros / self.count,
+            "negative_fraction": self.negatives / self.count,
+            "dead_fraction": float(1.0 - self.positive_units.mean()),
+        }
+        if self.positive_units.ndim >= 2:  # (positions..., channels)
+            live_channels = self.positive_units.reshape(-1, self.positive_units.shape[-1]).any(axis=0)
+            statistics["dead_channel_fraction"] = float(1.0 - live_channels.mean())
+        return statistics
+
+    def histogram(self):
+        """TensorBoard's histogram tensor: float64 rows ``[left edge, right edge, count]``."""
+        return np.stack([self.edges[:-1], self.edges[1:], self.bucket_counts], axis=1)
 
 
 def histogram_buckets(values, bucket_count=HISTOGRAM_BUCKETS):
