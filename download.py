@@ -10,6 +10,8 @@ appears only when it is complete; an existing one is left as it is (delete it to
 Exit codes: 0 done, 1 download or archive problem (bad checksum, corrupt file, network), 2 bad flags.
 """
 
+import urllib.parse
+
 from keras_frelu import cli
 from keras_frelu.data import sources
 
@@ -21,6 +23,12 @@ def dataset_name(text):
     return name
 
 
+def mirror_url(text):
+    if urllib.parse.urlparse(text).scheme not in ("http", "https", "ftp", "file"):
+        raise cli.argparse.ArgumentTypeError(f"{text!r} is not a URL; give e.g. https://host/path or file:///folder")
+    return text
+
+
 def build_parser():
     names = "\n".join(f"  {name:<13} {source.about}" for name, source in sources.SOURCES.items())
     parser = cli.ArgumentParser(description=__doc__, epilog=f"datasets (any letter case):\n{names}",
@@ -29,7 +37,7 @@ def build_parser():
     add("--dataset", "--datasets", dest="datasets", nargs="+", type=dataset_name, required=True, metavar="NAME",
         help=f"one or more of {', '.join(sources.BUILTIN)}")
     add("--data_dir", default="datasets", help="folder that receives DATA_DIR/NAME (default: %(default)s)")
-    add("--mirror", metavar="BASE_URL",
+    add("--mirror", metavar="BASE_URL", type=mirror_url,
         help="fetch every file as BASE_URL/<original file name> (e.g. BASE_URL/train-images-idx3-ubyte.gz, "
              "BASE_URL/cifar-10-python.tar.gz, BASE_URL/train_32x32.mat) instead of from the official sources; "
              "the published checksums still apply unless --no_checksum")

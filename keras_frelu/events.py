@@ -1,9 +1,9 @@
 """TensorBoard event files: writers that keep a resumed run's steps unique, and reading scalars back.
 
-A resumed run replays the steps between its last checkpoint and the moment it stopped. Its writers
-start with a ``SessionLog.START`` event at the first step it will write again, TensorBoard's own sign of
-a restart: TensorBoard (and ``read_scalars`` here) then drops whatever older event files hold from that
-step on, so every step appears once.
+A resumed run replays the steps between its last checkpoint and the moment it stopped. Every writer
+starts its file with a ``SessionLog.START`` event, at the first step it will write: TensorBoard takes a
+START after the first as a restart and (like ``read_scalars`` here) drops whatever older event files
+hold from that step on, so every step appears once.
 """
 
 import glob
@@ -29,12 +29,11 @@ def resumed_writer(log_dir, resumed_at):
     """A summary writer for ``log_dir`` whose earlier files' steps after ``resumed_at`` (the step of the
     checkpoint the run resumes from, 0 for a new run) no longer count."""
     writer = tf.summary.create_file_writer(log_dir)
-    if resumed_at:
-        restart = event_pb2.Event(wall_time=time.time(), step=resumed_at + 1,
-                                  session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
-        with writer.as_default():
-            summary_ops_v2.import_event(tf.constant(restart.SerializeToString()))
-        writer.flush()
+    start = event_pb2.Event(wall_time=time.time(), step=resumed_at + 1 if resumed_at else 0,
+                            session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
+    with writer.as_default():
+        summary_ops_v2.import_event(tf.constant(start.SerializeToString()))
+    writer.flush()
     return writer
 
 

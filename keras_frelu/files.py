@@ -16,6 +16,8 @@ import tempfile
 from keras_frelu.errors import StorageError
 
 TEMPORARY_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: the files get the permissions open() would give them, not mkstemp's 0600
 # What the disk says when it cannot take a file, and what to do about it.
 _STORAGE_PROBLEMS = {
     errno.ENOSPC: "no space left on the device; free some space",
@@ -71,6 +73,7 @@ def atomic_path(path, suffix=""):
     folder, name = os.path.split(os.path.abspath(path))
     with storage_errors(path):
         descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMPORARY_SUFFIX + suffix, dir=folder)
+        os.fchmod(descriptor, 0o666 & ~_UMASK)
         os.close(descriptor)
         try:
             yield temporary

@@ -103,11 +103,13 @@ def svhn(rng, sizes=(("train", 7), ("test", 5), ("extra", 6))):
 class FileServer:
     """A threading HTTP server on 127.0.0.1 (a free port) serving ``files`` (URL path -> bytes) with
     Range support. Paths in ``drop_once`` get half their bytes, then the connection closes, once each.
-    ``requests`` records (path, Range header) of every GET."""
+    ``requests`` records (path, Range header) of every GET. Paths in ``no_length`` are sent without a
+    Content-Length (the end of the connection ends the body)."""
 
-    def __init__(self, files, drop_once=()):
+    def __init__(self, files, drop_once=(), no_length=()):
         self.files = dict(files)
         self.drop_once = set(drop_once)
+        self.no_length = set(no_length)
         self.requests = []
         owner = self
 
@@ -127,7 +129,8 @@ class FileServer:
                 self.send_response(206 if requested else 200)
                 if requested:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Length", str(len(body) - start))
+                if path not in owner.no_length:
+                    self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 payload = body[start:]
                 if path in owner.drop_once:

@@ -51,6 +51,15 @@ def test_fetch_retries_a_dropped_connection_from_where_it_stopped(served, tmp_pa
     assert server.requests == [("good/file.bin", None), ("good/file.bin", f"bytes={len(content) // 2}-")]
 
 
+def test_fetch_without_a_length_or_checksum_still_refuses_a_cut_gzip_and_resumes_it(tmp_path):
+    content = gzip.compress(np.random.default_rng(4).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    with FileServer({"f.gz": content}, drop_once=["f.gz"], no_length=["f.gz"]) as server:
+        target = tmp_path / "f.gz"
+        sources.fetch([f"{server.url}/f.gz"], str(target), md5=None, backoff=0.01, say=quiet)
+    assert target.read_bytes() == content  # the cut stream was noticed and the rest fetched
+    assert [requested for _, requested in server.requests] == [None, f"bytes={len(content) // 2}-"]
+
+
 def test_fetch_falls_back_to_the_next_url(served, tmp_path):
     server, content = served
     urls = [f"{server.url}/gone/file.bin", f"{server.url}/good/file.bin"]

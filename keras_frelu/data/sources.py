@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import tempfile
@@ -294,6 +295,23 @@ def _attempt(url, part, progress):
     received = os.path.getsize(part)
     if total is not None and received != total:
         raise _Incomplete(f"connection closed after {received:,} of {total:,} bytes")
+    if total is None and not _gzip_complete(part):  # no announced length to check the end against
+        raise _Incomplete(f"the gzip stream ends early after {received:,} bytes (the server sent no length)")
+
+
+def _gzip_complete(path):
+    """False for a gzip file whose stream is cut short; True for a whole one, and for any other format
+    (which its conversion checks)."""
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            return True
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(CHUNK):
+                pass
+    except (EOFError, OSError, zlib.error):
+        return False
+    return True
 
 
 def _permanent(error):
@@ -308,6 +326,8 @@ def _try_url(url, part, progress, retries, backoff, say):
             _attempt(url, part, progress)
             return None
         except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets are OSErrors
+            if files.storage_error(error, part) is not None:  # our disk, not the network: retrying cannot help
+                raise files.storage_error(error, part) from None
             if isinstance(error, urllib.error.HTTPError):
                 problem = f"{url}: HTTP {error.code} {error.reason}"
             else:
@@ -355,12 +375,17 @@ def fetch(urls, path, md5=None, progress=True, retries=RETRIES, backoff=BACKOFF,
 
 # ---------------------------------------------------------------------------------------------- datasets
 
+STAGING_SUFFIX = ".incomplete"
+# .<dataset>.<pid>.<random>.incomplete (older versions: no pid)
+_STAGING = re.compile(r"^\.(?P<name>[^.]+)\.(?:(?P<pid>\d+)\.)?[^.]+" + re.escape(STAGING_SUFFIX) + "$")
+
+
 @contextlib.contextmanager
 def _staging(data_dir, name):
     """A hidden folder in ``data_dir`` renamed to ``data_dir/name`` when the block succeeds, else deleted:
     an interrupted or failed conversion never leaves a folder that looks like a dataset."""
     os.makedirs(data_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.", suffix=".incomplete", dir=data_dir)
+    staging = tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=STAGING_SUFFIX, dir=data_dir)
     try:
         yield staging
         os.chmod(staging, 0o755)  # mkdtemp makes it private
@@ -371,6 +396,28 @@ def _staging(data_dir, name):
                 raise  # otherwise another process finished the same dataset first: keep theirs
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_abandoned_staging(data_dir):
+    """Remove the staging folders left in ``data_dir`` by conversions whose process is gone (killed)."""
+    if not os.path.isdir(data_dir):
+        return
+    for entry in os.listdir(data_dir):
+        match = _STAGING.match(entry)
+        if match and not _process_alive(int(match.group("pid") or 0)):
+            shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
+
+
+def _process_alive(pid):
+    if pid <= 0:
+        return False  # a staging folder of a version that did not record its process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def write_dataset(folder, converted, attrs=None):
@@ -396,6 +443,12 @@ def prepare(name, data_dir="datasets", mirror=None, verify=True, keep_archives=F
     check the published MD5s. Returns the dataset folder; an existing folder is left as it is."""
     source = SOURCES[canonical_name(name)]
     folder = os.path.join(data_dir, source.name)
+    with files.storage_errors(folder):
+        return _prepare(source, folder, data_dir, mirror, verify, keep_archives, progress, say)
+
+
+def _prepare(source, folder, data_dir, mirror, verify, keep_archives, progress, say):
+    remove_abandoned_staging(data_dir)
     if os.path.exists(folder):
         say(f"{source.name}: {folder} already exists (delete it to convert again)")
         return folder
@@ -446,8 +499,8 @@ def find_folder(name_or_path, data_dir="datasets"):
     if builtin:
         raise DatasetError(f"{folder} does not exist; download it with: python download.py --dataset {builtin} "
                            f"--data_dir {parent}")
-    found = [entry for entry in entries
-             if any(os.path.isfile(os.path.join(parent, entry, data)) for data in hdf5.DATA_FILES)]
+    found = [entry for entry in entries if not entry.startswith(".")
+             and any(os.path.isfile(os.path.join(parent, entry, data)) for data in hdf5.DATA_FILES)]
     raise DatasetError(f"unknown dataset {name!r}: {parent} holds {', '.join(found) or 'no dataset'}; built-in "
                        f"datasets: {', '.join(BUILTIN)} (python download.py --dataset NAME); or give the path of a "
                        "folder with data.hdf5 and id.txt")

@@ -128,8 +128,9 @@ class ActivationMonitor(keras.callbacks.Callback):
         # The optimizer's step is read once; then steps are counted here, which is cheaper than reading
         # the variable after every batch.
         self._step = int(self.model.optimizer.iterations.numpy())
-        # The first fit of a resumed run restarts the step axis; later fits continue it.
-        self._writer = events.resumed_writer(self.log_dir, 0 if self._fits else self._step)
+        # The first fit starts (or, resumed, restarts) the step axis; later fits continue it.
+        self._writer = (tf.summary.create_file_writer(self.log_dir) if self._fits else
+                        events.resumed_writer(self.log_dir, self._step))
         self._fits += 1
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
