@@ -13,6 +13,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import scipy.stats
 import tensorflow as tf
 from conftest import popen_cli, run_cli
 from PIL import Image
@@ -57,8 +58,9 @@ def row(table_rows, key, columns):
     return [table_rows[key][column] for column in columns]
 
 
-SUMMARY = ("seeds", "final test accuracy", "best test accuracy", "steps to 95% of best", "images/s")
-PER_RUN = ("status", "step", "final test accuracy", "best test accuracy", "steps to 95% of best", "images/s")
+SUMMARY = ("seeds", "final test accuracy")
+PER_RUN = ("status", "step", "final test accuracy", "best validation accuracy", "steps to target", "mean training loss",
+           "images/s")
 
 
 def mean_std(values, digits):
@@ -149,29 +151,37 @@ def test_report_numbers_from_event_files(tmp_path):
     markdown = (folder / "comparison.md").read_text()
     assert markdown == written.markdown
 
-    summary = table(markdown, "dataset", key="activation")
-    assert list(summary) == ["frelu", "relu", "selu"]  # best mean final accuracy first, no complete run last
-    assert row(summary, "relu", SUMMARY) == ["2", mean_std([0.9375, 0.8125], 4), mean_std([0.96875, 0.8125], 4),
-                                             mean_std([60, 80], 0), mean_std([1050, 950], 0)]
-    assert row(summary, "frelu", SUMMARY) == ["1 of 2 (1 failed)", "1.0000", "1.0000", "80", "650"]
-    assert row(summary, "selu", SUMMARY) == ["0 of 1 (1 incomplete)", "–", "–", "–", "–"]
-    assert "**digits: frelu** has the best final test accuracy, 1.0000 over 1 seed." in markdown
+    summary = table(markdown, "activation")
+    assert list(summary) == ["relu (baseline)", "frelu", "selu"]  # the plan's order, the baseline first
+    assert row(summary, "relu (baseline)", SUMMARY) == ["2", mean_std([0.9375, 0.8125], 4)]
+    assert row(summary, "frelu", SUMMARY) == ["1 of 2 (1 failed)", "1.0000"]
+    assert row(summary, "selu", SUMMARY) == ["0 of 1 (1 incomplete)", "–"]
+    # One complete frelu seed and no predictions.npz (an older trainer): nothing can be tested, and it says why.
+    assert ("- **digits:** nothing could be tested against the baseline relu: frelu (Welch's t-test: needs 2 or "
+            "more complete seeds on each side, has 1 and 2; paired exact test: no predictions.npz in "
+            f"{RUN.format('frelu', 0)}, {RUN.format('relu', 0)}); selu (selu has no complete run with a final test "
+            "accuracy).") in markdown
+    assert summary["frelu"]["verdict"] == "not tested"
 
-    # Columns in the summary's order; the failed run's statistics are left out.
+    # Columns in the plan's order; the failed run's statistics are left out.
     assert table(markdown, "layer") == {"act_conv1": {
-        "layer": "act_conv1", "frelu": f"{0.125:.4g} / {2.0:.4g}",
-        "relu": f"{np.mean([0.25, 0.75]):.4g} / {np.mean([1.5, 0.5]):.4g}"}}
+        "layer": "act_conv1", "relu": f"{np.mean([0.25, 0.75]):.4g} / {np.mean([1.5, 0.5]):.4g}",
+        "frelu": f"{0.125:.4g} / {2.0:.4g}"}}
 
     per_run = table(markdown, "run")
     assert list(per_run) == [*runs, RUN.format("selu", 0)]  # runs.json's order, then the others
-    assert row(per_run, RUN.format("relu", 0), PER_RUN) == ["complete", "80", "0.9375", "0.9688", "60", "1050"]
-    assert row(per_run, RUN.format("frelu", 1), PER_RUN) == ["failed", "40", "0.2500", "0.5000", "20", "50"]
+    loss_area = np.trapezoid([2.0, 1.0, 0.5, 0.25], steps) / (steps[-1] - steps[0])
+    assert row(per_run, RUN.format("relu", 0), PER_RUN) == ["complete", "80", "0.9375", "–", "–",
+                                                           f"{loss_area:.4f}", "1050"]
+    assert row(per_run, RUN.format("frelu", 1), PER_RUN) == ["failed", "40", "0.2500", "–", "–",
+                                                            f"{np.trapezoid([2.0, 1.0], steps[:2]) / 20:.4f}", "50"]
+    assert per_run[RUN.format("relu", 0)]["missing"] == "no validation/ events, no predictions.npz"
     assert f"- {RUN.format('frelu', 1)}: failed: trainer.py: error: the loss became NaN/inf at step 41" in markdown
 
     with Image.open(folder / "comparison.png") as image:
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape[0] > 200 and pixels.shape[1] > 500 and pixels.std() > 0
-    assert "| digits | frelu | 1 of 2 (1 failed) |" in report.report_text(written)
+    assert "| digits | frelu | 1 of 2 (1 failed) | 1.0000 |" in report.report_text(written)
 
 
 # ----------------------------------------------------------------------------------------- real processes
@@ -193,12 +203,6 @@ def wait_for(condition, what, process, timeout=300):
 def tensorboard_runs(port):
     with urllib.request.urlopen(f"http://localhost:{port}/data/runs", timeout=5) as response:
         return json.load(response)
-
-
-def steps_to_95_percent(history):
-    tested = [(record["step"], record["test_accuracy"]) for record in history if "test_accuracy" in record]
-    best = max(value for _, value in tested)
-    return next(step for step, value in tested if value >= 0.95 * best)
 
 
 def poison(run_dir):
@@ -266,27 +270,46 @@ def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
     for name, step in interrupted_at.items():  # resumed from where Ctrl-C left them (then one diverged)
         assert read_json(folder / name / "config.json")["start_step"] == step
 
-    # 3. The report's numbers are those of each run's metrics.json; the terminal shows its summary.
+    # 3. The report's numbers are those of each run's metrics.json and predictions.npz; the terminal shows
+    #    its summary.
     markdown = (folder / "comparison.md").read_text()
+    summary = read_json(folder / "comparison.json")
     per_run = table(markdown, "run")
     metrics = {name: read_json(folder / name / "metrics.json") for name in completing}
+    correct = {}
     for name in completing:
         run = metrics[name]
         assert run["complete"] and run["step"] == 200
-        *cells, images_per_s = row(per_run, name, PER_RUN)
-        assert cells == ["complete", "200", f"{run['test_accuracy']:.4f}", f"{run['best_test_accuracy']:.4f}",
-                         str(steps_to_95_percent(run["history"]))]
+        *cells, images_per_s = row(per_run, name, ("status", "step", "final test accuracy", "best validation accuracy",
+                                                   "test accuracy at best validation", "images/s"))
+        assert cells == ["complete", "200", f"{run['test_accuracy']:.4f}", f"{run['best_validation_accuracy']:.4f}",
+                         f"{run['test_accuracy_at_best_validation']:.4f}"]
         # Event files hold float32: equal to the display precision.
         assert float(images_per_s) == pytest.approx(run["images_per_s"], abs=0.5 + 1e-6 * run["images_per_s"])
+        with np.load(folder / name / "predictions.npz") as predictions:
+            correct[name] = predictions["predicted"] == predictions["label"]
+        assert correct[name].mean() == pytest.approx(run["test_accuracy"], abs=1e-6)
     assert per_run[failing]["status"] == "failed"
-    summary = table(markdown, "dataset", key="activation")
+
+    # The significance table and comparison.json, against scipy on metrics.json's and predictions.npz's numbers.
+    significance = table(markdown, "activation")
+    label = lambda activation: f"{activation} (baseline)" if activation == "relu" else activation  # noqa: E731
     both_seeds = [metrics[RUN.format(other_activation, seed)] for seed in (0, 1)]
-    assert row(summary, other_activation, SUMMARY[:3]) == [
-        "2", mean_std([run["test_accuracy"] for run in both_seeds], 4),
-        mean_std([run["best_test_accuracy"] for run in both_seeds], 4)]
+    assert row(significance, label(other_activation), SUMMARY) == [
+        "2", mean_std([run["test_accuracy"] for run in both_seeds], 4)]
     (survivor,) = [name for name in completing if name.split("-")[1] == failing_activation]
-    assert row(summary, failing_activation, SUMMARY[:2]) == ["1 of 2 (1 failed)",
-                                                             f"{metrics[survivor]['test_accuracy']:.4f}"]
+    assert row(significance, label(failing_activation), SUMMARY) == [
+        "1 of 2 (1 failed)", f"{metrics[survivor]['test_accuracy']:.4f}"]
+    (comparison,) = summary["datasets"][0]["comparisons"]
+    assert comparison["seeds"] == ([1, 2] if failing_activation == "lrelu" else [2, 1])
+    assert comparison["test_used"] == "paired" and not comparison["tests"]["welch"]["available"]
+    (other_survivor,) = [name for name in completing if name.split("-")[1] == other_activation
+                         and name.split("seed")[1] == survivor.split("seed")[1]]  # the survivor's seed pair
+    lrelu, relu = (survivor, other_survivor) if failing_activation == "lrelu" else (other_survivor, survivor)
+    b, c = int(np.sum(correct[lrelu] & ~correct[relu])), int(np.sum(~correct[lrelu] & correct[relu]))
+    expected = scipy.stats.binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+    assert comparison["p_value"] == pytest.approx(expected, rel=1e-9)
+    assert comparison["significant"] == (expected < 0.05)
     output = (tmp_path / "second.out").read_text()
     assert f"TensorBoard: http://localhost:{port}/" in output
     assert f"| digits | {other_activation} | 2 |" in output and f"{failing}: failed" in output
@@ -312,14 +335,23 @@ def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
 
     with Image.open(folder / "comparison.png") as image:
         assert image.size[0] > 500 and np.asarray(image.convert("RGB")).std() > 0
+    # The real monitor's layers: one row each in the figures of activation statistics and histograms.
+    figures = summary["datasets"][0]["figures"]
+    for kind in ("activations", "histograms"):
+        assert figures[kind]["rows"] == list(layers), kind
+        with Image.open(folder / figures[kind]["file"]) as image:
+            assert image.format == "PNG" and np.asarray(image.convert("RGB")).std() > 0
+    assert figures["gradients"]["rows"] and (folder / figures["gradients"]["file"]).exists()
 
-    # 4. --report_only rebuilds the same report from the event files alone.
-    os.remove(folder / "comparison.md")
-    os.remove(folder / "comparison.png")
+    # 4. --report_only rebuilds the same report from the event files and predictions alone.
+    for name in ("comparison.md", "comparison.json", "comparison.png", figures["activations"]["file"]):
+        os.remove(folder / name)
     result = run_cli("script.py", "--report_only", folder)
     assert result.returncode == 0, result.stderr
     assert (folder / "comparison.md").read_text() == markdown
-    assert (folder / "comparison.png").exists() and f"| digits | {other_activation} | 2 |" in result.stdout
+    assert read_json(folder / "comparison.json") == summary
+    assert (folder / "comparison.png").exists() and (folder / figures["activations"]["file"]).exists()
+    assert f"| digits | {other_activation} | 2 |" in result.stdout
 
 
 def test_clean_removes_only_its_own_folder_and_not_while_its_runs_train(tmp_path):

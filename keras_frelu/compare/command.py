@@ -5,10 +5,11 @@ import logging
 import os
 import sys
 
-from keras_frelu import cli
+from keras_frelu import cli, registry
 from keras_frelu import config as train_config
 from keras_frelu.compare import plan, resources, state
 from keras_frelu.compare.tensorboard import DEFAULT_PORT
+from keras_frelu.errors import UsageError
 
 DESCRIPTION = """\
 Compare activation functions: the same training with each, side by side, TensorBoard, and a report.
@@ -30,10 +31,13 @@ run cleanly (a second Ctrl-C kills them; checkpoints stay loadable either way). 
 diverged loss) is marked in the report and does not stop the others. Exit code: 0, 1 if a run failed,
 2 for bad flags (nothing is created then), 130 after Ctrl-C during the runs.
 
-The report, comparison.md and comparison.png in the comparison folder (and the summary on the terminal):
-per activation, final test accuracy mean ± std over seeds, best accuracy, steps to reach 95% of the
-best, images/s, the per-layer mean/std of the activations at the end, and test accuracy and loss curves.
-It is read from the event files, so --report_only rebuilds it for any folder of runs.
+The report, comparison.md (rendered from comparison.json) and its figures in the comparison folder, and
+its summary on the terminal: per dataset, each activation against --baseline on final test accuracy
+(difference with a 95% interval, Welch's t-test over seeds and the exact McNemar test on the shared test
+set, Holm-corrected, significant below --alpha; a winner only when significantly better), learning speed
+(steps to a common validation accuracy, mean training loss), and why: per-layer activation statistics,
+final histograms, gradient norms and learned parameters side by side, with observations drawn from them.
+It is read from the run folders only, so --report_only rebuilds it for any folder of runs.
 
 Trainer flags after -- (python trainer.py --help) apply to every run, except --activation, --dataset,
 --seed and --train_dir, which the comparison sets.
@@ -66,8 +70,41 @@ def build_parser():
     add("--exit_when_done", action="store_true",
         help="stop TensorBoard and exit once the report is written, instead of serving until Ctrl-C")
     add("--report_only", metavar="DIR",
-        help="only (re)build comparison.md and comparison.png of the runs in DIR, from their event files")
+        help="only (re)build the report (comparison.json, comparison.md and the figures) of the runs in DIR, "
+             "from their event files and predictions")
+    add("--baseline", metavar="NAME",
+        help="the activation every other one is compared with (default: relu when compared, else the first of "
+             "--activations)")
+    add("--alpha", type=significance_level, default=0.05,
+        help="significance level of the comparisons, after Holm's correction over each dataset's activations "
+             "(default: %(default)s)")
     return parser
+
+
+def significance_level(text):
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}; e.g. 0.05")
+    return value
+
+
+def check_baseline(name, activations):
+    """``name`` as its registry name, which must be one of ``activations`` (None stays None); UsageError
+    otherwise."""
+    if name is None:
+        return None
+    try:
+        canonical = registry.canonical_name(name)
+    except ValueError as error:
+        raise UsageError(f"--baseline: {error}") from None
+    if canonical not in activations:
+        raise UsageError(f"--baseline {name} is not among --activations ({' '.join(activations)}); add it there or "
+                         "choose one of them")
+    return canonical
 
 
 def main(argv=None, trainer_script="trainer.py"):
@@ -80,13 +117,14 @@ def main(argv=None, trainer_script="trainer.py"):
         from keras_frelu.compare import report  # deferred: reading event files imports TensorFlow
 
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # the event file reader's deprecation notice
-        print(report.report_text(report.write_report(args.report_only)))
+        print(report.report_text(report.write_report(args.report_only, args.baseline, args.alpha)))
         return 0
 
     base = plan.trainer_config(train_config.build_parser(prog="script.py (trainer flags after --)"), trainer_argv)
     train_config.validate(base, activation=False)  # bad flags answer before TensorFlow is loaded
     cli.quiet_tensorflow(base.verbose)  # knowing the activation names loads the layers
     activations = plan.activation_names(args.activations)
+    check_baseline(args.baseline, activations)  # before anything trains; the report compares with it
     folder = os.path.join(args.train_dir, args.name or plan.default_name(base, args.datasets))
     configs = plan.plan(base, folder, activations, args.datasets, args.seeds)
     plan.check_plan(configs)
