@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+# The tools' own console: no TensorFlow log settings of ours, so the tests see what a user sees.
+CLI_ENV = {**{key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},
+           "PYTHONUNBUFFERED": "1"}
 
 
 def run_cli(script, *args, cwd=None, timeout=600, env=None):

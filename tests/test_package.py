@@ -20,11 +20,21 @@ def test_import_loads_no_tensorflow():
                   "print('tensorflow' in sys.modules, 'keras' in sys.modules)") == ["False", "False"]
 
 
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import keras
+
+    import keras_frelu
+
+    path = tmp_path_factory.mktemp("saved") / "model.keras"
+    inputs = keras.Input((5, 5, 2))
+    keras.Model(inputs, keras_frelu.get("frelu")(inputs)).save(path)
+    return path
+
+
 @pytest.mark.parametrize("first, second", [("keras_frelu", "keras"), ("keras", "keras_frelu")])
-def test_layers_load_from_a_saved_model_whichever_is_imported_first(first, second, tmp_path):
-    path = tmp_path / "model.keras"
-    python(f"import keras, keras_frelu; x = keras.Input((5, 5, 2)); "
-           f"keras.Model(x, keras_frelu.get('frelu')(x)).save(r'{path}')")
+def test_layers_load_from_a_saved_model_whichever_is_imported_first(first, second, saved_model):
+    path = saved_model
     assert python(f"import {first}; import {second}; "
                   f"print(type(keras.models.load_model(r'{path}').layers[1]).__name__)") == ["FunnelReLU"]
 
