@@ -140,7 +140,7 @@ def main(argv=None, trainer_script="trainer.py"):
     cpus = resources.cpu_count()
     gpus = resources.visible_gpus() if base.strategy == "default" else []
     parallel = args.parallel or resources.default_parallel(len(configs), cpus, gpus, base.strategy)
-    comparison = runner.Comparison(folder, configs, trainer_script, trainer_argv)
+    comparison = runner.Comparison(folder, configs, trainer_script, trainer_argv, args.baseline, args.alpha)
     failed = comparison.run(parallel, cpus, gpus, board, wait=not args.exit_when_done)
     return 1 if failed else 0
 

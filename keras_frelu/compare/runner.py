@@ -87,6 +87,8 @@ class Comparison:
     configs: list
     trainer_script: str
     trainer_args: list
+    baseline: str = None  # the report's (keras_frelu.compare.report.write_report)
+    alpha: float = 0.05
 
     def command(self, config):
         return [sys.executable, self.trainer_script, *self.trainer_args, "--activation", config.activation,
@@ -138,7 +140,7 @@ class Comparison:
                 self._train(todo, state, parallel, cpus, gpus, stop, say)
                 if stop.count:
                     raise KeyboardInterrupt
-                say(report_text(write_report(self.folder)))
+                say(report_text(write_report(self.folder, self.baseline, self.alpha)))
                 if tensorboard and wait:
                     if tensorboard.running():
                         say(f"TensorBoard keeps serving {tensorboard.url}; press Ctrl-C to stop it")
