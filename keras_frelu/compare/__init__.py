@@ -9,11 +9,14 @@
   interrupted), exit code, process id and last output line. It marks the folder as made by script.py:
   ``clean`` removes no folder without it;
 - ``logs/<run>.log``, ``logs/tensorboard.log``: the output of each child (appended on every attempt);
-- ``comparison.md`` and ``comparison.png`` (``report``): built from the event files only.
+- ``comparison.json`` (docs/comparison_json.md), ``comparison.md`` rendered from it, ``comparison.png`` and
+  the per-dataset figures: built from the runs' event files, metrics.json and predictions.npz only.
 
 One job per module: ``plan`` (the runs and the folder name), ``resources`` (runs at once, threads and
 GPUs per run), ``state`` (runs.json), ``tensorboard``, ``runner`` (the trainer children, Ctrl-C),
-``report`` and ``command`` (script.py's flags and main).
+``command`` (script.py's flags and main); the report: ``results`` (reading the runs), ``statistics``,
+``speed``, ``comparisons`` and ``observations`` (the numbers), ``figures``, ``summary`` (comparison.json),
+``markdown`` (comparison.md) and ``report`` (the entry points).
 
 The default folder name hashes the trainer flags that define the experiment (those ``trainer.py`` refuses
 to change when it resumes a run), so rerunning a command finds its folder and resumes its runs, while
