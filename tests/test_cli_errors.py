@@ -31,6 +31,19 @@ def half_a_file(folder):
     return folder / "half.keras"
 
 
+def digits_shaped_dataset(folder, num_classes):
+    """8x8x1 images (as digits) with ``num_classes`` classes."""
+    from keras_frelu.data import hdf5
+
+    folder.mkdir()
+    rng = np.random.default_rng(num_classes)
+    ids = [str(index) for index in range(40)]
+    hdf5.write_per_id(str(folder / "data.hdf5"), ids, rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8),
+                      np.arange(40) % num_classes)
+    (folder / "id.txt").write_text("".join(f"{identifier}\n" for identifier in ids))
+    return folder
+
+
 def text_file(folder):
     folder.mkdir()
     (folder / "notes.keras").write_text("not a checkpoint\n")
@@ -55,6 +68,10 @@ CASES = {
     "evaler-no-run": ("evaler.py", [], 2, "give --train_dir RUN_DIR or --checkpoint PATH"),
     "evaler-missing-run": ("evaler.py", ["--train_dir", "{tmp}/nothing"], 2, "does not exist"),
     "evaler-batch-size-0": ("evaler.py", ["--train_dir", "{tmp}", "--batch_size", "0"], 2, "must be at least 1"),
+    "evaler-5-classes": ("evaler.py", ["--checkpoint", "{whole}", "--dataset", "{five}"], 2,
+                         "the model predicts 10 classes but five has 5; pass the --dataset it was trained on"),
+    "evaler-20-classes": ("evaler.py", ["--checkpoint", "{whole}", "--dataset", "{twenty}"], 2,
+                          "the model predicts 10 classes but twenty has 20"),
     "evaler-half-a-checkpoint": ("evaler.py", ["--checkpoint", "{half}", "--dataset", "digits", "--data_dir",
                                                "{data_dir}"], 2, "is not a loadable .keras checkpoint"),
     "script-unknown-activation": ("script.py", ["--activations", "relu", "frelux"], 2, "did you mean 'frelu'"),
@@ -71,8 +88,12 @@ def test_bad_input_one_line_error_exit_code_nothing_written(case, data_dir, tmp_
     places = {"tmp": tmp_path, "data_dir": data_dir}
     if "{two_channel}" in arguments:
         places["two_channel"] = write_two_channel_dataset(tmp_path / "two_channel")
-    if "{half}" in arguments:
+    if "{half}" in arguments or "{whole}" in arguments:
         places["half"] = half_a_file(tmp_path / "checkpoints")
+        places["whole"] = tmp_path / "checkpoints" / "whole.keras"
+    for name, classes in (("five", 5), ("twenty", 20)):
+        if f"{{{name}}}" in arguments:
+            places[name] = digits_shaped_dataset(tmp_path / name, classes)
     if "{text}" in arguments:
         places["text"] = text_file(tmp_path / "checkpoints")
     arguments = [argument.format(**places) for argument in arguments]
