@@ -78,6 +78,8 @@ CASES = {
     "script-unknown-dataset": ("script.py", ["--datasets", "no_such_dataset"], 2, "no_such_dataset"),
     "script-seeds-0": ("script.py", ["--seeds", "0"], 2, "--seeds: must be at least 1"),
     "script-per-run-flag": ("script.py", ["--", "--seed", "3"], 2, "use --seeds N"),
+    "download-mirror-not-a-url": ("download.py", ["--dataset", "mnist", "--mirror", "not-a-url"], 2,
+                                  "'not-a-url' is not a URL; give e.g. https://host/path"),
     "script-report-of-nothing": ("script.py", ["--report_only", "{tmp}/nothing"], 2, "is not a folder"),
 }
 
