@@ -1,5 +1,8 @@
 """ActivationMonitor: train a few steps with it, read the event files back with TensorBoard's own reader and
-check every summary against NumPy computed independently on the same sample."""
+check every summary against NumPy computed independently on the same sample.
+
+Backend-neutral: CI runs this file under KERAS_BACKEND=tensorflow, jax and torch; the gradients it checks
+against come from each backend's own automatic differentiation of the model's variables."""
 
 import io
 import math
@@ -9,9 +12,9 @@ import keras
 import matplotlib
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
 from keras_frelu import layers
 from keras_frelu.errors import UsageError
@@ -61,10 +64,11 @@ def run(tmp_path_factory):
     monitor = ActivationMonitor(log_dir, sample=sample, labels=sample_labels, statistics_sample=statistics_sample,
                                 statistics_batch_size=16, every_n_steps=EVERY, figure_every_n_steps=FIGURE_EVERY)
     trained = {}
-    for name, callbacks in (("model", [monitor]), ("unmonitored", [])):
+    for name, callbacks, steps in (("model", [monitor], STEPS), ("unmonitored", [], STEPS), ("first_3", [], 3)):
         keras.utils.set_random_seed(1)
         model = small_model()
-        history = model.fit(images, labels, batch_size=8, epochs=1, callbacks=callbacks, verbose=0)
+        history = model.fit(images[:8 * steps], labels[:8 * steps], batch_size=8, epochs=1, callbacks=callbacks,
+                            verbose=0, shuffle=False)
         trained[name], trained[name + "_history"] = model, history.history
     return {**trained, "sample": sample, "labels": sample_labels, "statistics_sample": statistics_sample,
             "events": read_events(log_dir),
@@ -84,7 +88,7 @@ def tags_of(events, plugin):
 
 def value_at(events, tag, step):
     (event,) = [event for event in events.Tensors(tag) if event.step == step]
-    return tf.make_ndarray(event.tensor_proto)
+    return tensor_util.make_ndarray(event.tensor_proto)
 
 
 def pngs_at(events, tag, step):
@@ -102,7 +106,42 @@ def pngs_at(events, tag, step):
 def layer_outputs(model, names, sample):
     """Each named layer's output on the sample in inference mode, read from the model independently."""
     extractor = keras.Model(model.input, [model.get_layer(name).output for name in names])
-    return [np.asarray(values) for values in extractor(sample, training=False)]
+    return [as_numpy(values) for values in extractor(sample, training=False)]
+
+
+def as_numpy(tensor):
+    """A backend tensor or a variable's value as NumPy (PyTorch's own conversion: Keras's warns under NumPy 2)."""
+    value = tensor.value if isinstance(tensor, keras.Variable) else tensor
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else keras.ops.convert_to_numpy(value)
+
+
+def reference_gradients(model, sample, labels):
+    """``{id(variable): gradient}`` of the loss on (sample, labels) in inference mode, by the backend's own
+    automatic differentiation of the model's variables (none of the monitor's code)."""
+    loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    variables = model.trainable_variables
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_function(labels, model(sample, training=False))
+        gradients = tape.gradient(loss, variables)
+    elif backend == "jax":
+        import jax
+
+        def loss_of(values):
+            predictions, _ = model.stateless_call(values, [v.value for v in model.non_trainable_variables],
+                                                  sample, training=False)
+            return loss_function(labels, predictions)
+
+        gradients = jax.grad(loss_of)([variable.value for variable in variables])
+    else:
+        import torch
+
+        loss = loss_function(keras.ops.convert_to_tensor(labels), model(sample, training=False))
+        gradients = torch.autograd.grad(loss, [variable.value for variable in variables])
+    return {id(variable): as_numpy(gradient) for variable, gradient in zip(variables, gradients)}
 
 
 def numpy_statistics(values):
@@ -172,14 +211,14 @@ def test_histograms_hold_numpy_bucket_counts_on_edges_fixed_for_every_step_and_l
 def test_activation_parameters_scalar_ones_as_scalars_others_as_histogram_and_norm(run):
     model, events = run["model"], run["events"]
     assert float(value_at(events, "parameters/act_fc1/bias", STEPS)) == pytest.approx(
-        float(model.get_layer("act_fc1").bias.numpy()), rel=1e-6)
-    assert float(model.get_layer("act_fc1").bias.numpy()) != -1.0  # it trained: the value is not the init
-    alpha = model.get_layer("act_conv2").alpha.numpy()
+        float(as_numpy(model.get_layer("act_fc1").bias)), rel=1e-6)
+    assert float(as_numpy(model.get_layer("act_fc1").bias)) != -1.0  # it trained: the value is not the init
+    alpha = as_numpy(model.get_layer("act_conv2").alpha)
     assert value_at(events, "parameters/act_conv2/alpha", STEPS)[:, 2].sum() == alpha.size
     assert float(value_at(events, "parameters/act_conv2/alpha_norm", STEPS)) == pytest.approx(
         np.linalg.norm(alpha), rel=1e-5)
     funnel = model.get_layer("act_conv1")  # every trainable weight, tagged by its path inside the layer
-    weights = {weight.path.removeprefix("act_conv1/"): weight.numpy() for weight in funnel.trainable_weights}
+    weights = {weight.path.removeprefix("act_conv1/"): as_numpy(weight) for weight in funnel.trainable_weights}
     assert "kernel" in weights  # the condition kernel
     for path, weight in weights.items():
         assert float(value_at(events, f"parameters/act_conv1/{path}_norm", STEPS)) == pytest.approx(
@@ -188,20 +227,31 @@ def test_activation_parameters_scalar_ones_as_scalars_others_as_histogram_and_no
 
 def test_weight_and_gradient_norms_per_layer_equal_an_independent_computation(run):
     model, events = run["model"], run["events"]
-    loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     weighted = [layer for layer in model.layers if layer.trainable_weights]
-    variables = [weight for layer in weighted for weight in layer.trainable_weights]
-    with tf.GradientTape() as tape:
-        loss = loss_function(run["labels"], model(run["sample"], training=False))
-    gradients = dict(zip([id(variable) for variable in variables], tape.gradient(loss, variables)))
+    gradients = reference_gradients(model, run["sample"], run["labels"])
     for layer in weighted:
-        weight_norm = math.sqrt(sum(float(np.sum(weight.numpy() ** 2)) for weight in layer.trainable_weights))
-        gradient_norm = math.sqrt(sum(float(np.sum(gradients[id(weight)].numpy() ** 2))
+        weight_norm = math.sqrt(sum(float(np.sum(as_numpy(weight).astype(np.float64) ** 2))
+                                    for weight in layer.trainable_weights))
+        gradient_norm = math.sqrt(sum(float(np.sum(gradients[id(weight)].astype(np.float64) ** 2))
                                       for weight in layer.trainable_weights))
         assert float(value_at(events, f"weight_norm/{layer.name}", STEPS)) == pytest.approx(weight_norm, rel=1e-5)
         assert float(value_at(events, f"gradient_norm/{layer.name}", STEPS)) == pytest.approx(
             gradient_norm, rel=1e-4)
         assert gradient_norm > 0
+
+
+def test_a_monitor_step_during_training_sees_the_weights_of_that_step(run):
+    # Step 3 is mid-epoch (JAX keeps the training state outside the model's variables until asked): the
+    # weights written then are those of the same model trained 3 steps and no more.
+    after_3 = run["first_3"]
+    for layer in after_3.layers:
+        if layer.trainable_weights:
+            norm = math.sqrt(sum(float(np.sum(as_numpy(weight).astype(np.float64) ** 2))
+                                 for weight in layer.trainable_weights))
+            assert float(value_at(run["events"], f"weight_norm/{layer.name}", 3)) == pytest.approx(norm, rel=1e-5)
+    bias = float(as_numpy(after_3.get_layer("act_fc1").bias))
+    assert float(value_at(run["events"], "parameters/act_fc1/bias", 3)) == pytest.approx(bias, rel=1e-6)
+    assert bias != pytest.approx(float(value_at(run["events"], "parameters/act_fc1/bias", STEPS)), rel=1e-6)
 
 
 def colour_levels(picture):
@@ -258,19 +308,25 @@ def test_the_monitor_changes_nothing_in_training(run):
         assert run["model_history"][metric] == pytest.approx(values, rel=1e-5)
 
 
-def test_steps_count_across_epochs_executions_of_several_steps_and_fit_calls(tmp_path):
+# Keras runs one step per execution on PyTorch (steps_per_execution must be 1 there)
+@pytest.mark.parametrize("steps_per_execution", [4] if keras.backend.backend() != "torch" else [1])
+def test_steps_count_across_epochs_executions_of_several_steps_and_fit_calls(tmp_path, steps_per_execution):
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(2)(layers.ReLU(name="act")(keras.layers.Dense(3)(inputs)))
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=steps_per_execution)
     data = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
     monitor = ActivationMonitor(tmp_path, sample=data[:2], every_n_steps=3, figures=False)
     model.fit(data, data[:, :2], batch_size=1, epochs=2, callbacks=[monitor], verbose=0)
-    # two epochs of 8 steps run as executions of 4 steps, ending at steps 4, 8, 12 and 16: each crossed a
-    # multiple of 3 (3, 6, 9, 15); a second fit continues from the optimizer's step 16 (like a resumed run)
+    # a second fit continues from the optimizer's step 16 (like a resumed run)
     model.fit(data, data[:, :2], batch_size=1, epochs=1, callbacks=[monitor], verbose=0)
     steps = [event.step for event in read_events(tmp_path).Tensors("activations/act/mean")]
-    assert steps == [4, 8, 12, 16, 20, 24]
+    if steps_per_execution == 4:
+        # two epochs of 8 steps run as executions of 4 steps, ending at steps 4, 8, 12 and 16: each crossed
+        # a multiple of 3 (3, 6, 9, 15)
+        assert steps == [4, 8, 12, 16, 20, 24]
+    else:  # every multiple of 3, and a final set at the end of each fit (16; 24 is a multiple)
+        assert steps == [3, 6, 9, 12, 15, 16, 18, 21, 24]
 
 
 def test_layers_by_name_or_predicate(tmp_path):

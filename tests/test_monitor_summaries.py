@@ -2,6 +2,7 @@
 background thread, each against an independent reference."""
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from keras_frelu.monitor import background, summaries
 from keras_frelu.monitor.background import BackgroundThread
+from keras_frelu import events
 from keras_frelu.monitor.statistics import HISTOGRAM_EDGES, StreamingStatistics, batch_reductions, histogram_buckets
+from keras_frelu.monitor.writer import open_writer
 
 
 def streamed(values, batch_size):
@@ -79,9 +82,11 @@ def test_png_refuses_what_is_not_a_uint8_rgb_picture():
             summaries.png(bad)
 
 
-def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
+# TensorFlow's writer, and the Python one of the JAX and PyTorch backends
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path, backend):
     # The monitor builds its summaries as protos (keras_frelu.monitor.summaries); TensorBoard must see the
-    # same plugin, dtype, shape and values as from tf.summary's own ops.
+    # same plugin, dtype, shape and values as from tf.summary's own ops, whichever writer wrote them.
     rng = np.random.default_rng(2)
     buckets = histogram_buckets(rng.normal(size=50))
     picture = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -89,10 +94,10 @@ def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
         tf.summary.scalar("s", 0.25)
         tf.summary.histogram("h", rng.normal(size=50))  # only plugin, dtype and shape are compared
         tf.summary.image("i", picture[np.newaxis])
-    writer = tf.summary.create_file_writer(str(tmp_path / "ours"))
-    summaries.write(writer, 4, [summaries.scalar("s", 0.25), summaries.histogram("h", buckets),
-                                summaries.image("i", [summaries.png(picture)], 5, 7)])
-    writer.flush()
+    writer = open_writer(str(tmp_path / "ours"), backend)
+    writer.write(4, [summaries.scalar("s", 0.25), summaries.histogram("h", buckets),
+                     summaries.image("i", [summaries.png(picture)], 5, 7)])
+    writer.close()
     theirs, ours = (event_accumulator.EventAccumulator(str(tmp_path / name), size_guidance={"tensors": 0})
                     for name in ("tf", "ours"))
     theirs.Reload()
@@ -109,6 +114,26 @@ def test_summary_protos_read_back_as_what_tf_summary_writes(tmp_path):
                               for accumulator in (theirs, ours))
     assert list(our_image[:2]) == list(their_image[:2]) == [b"7", b"5"]
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(our_image[2]))), picture)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_resumed_writer_marks_the_restart_so_replayed_steps_count_once(tmp_path, backend):
+    # A run writes steps 100..300, is resumed from its checkpoint of step 200 and writes 300 and 400 again:
+    # TensorFlow's own reader (keras_frelu.events) keeps one value per step, the resumed run's.
+    first = open_writer(str(tmp_path), backend, resumed_at=0)
+    for step in (100, 200, 300):
+        first.write(step, [summaries.scalar("s", step)])
+    first.close()
+    (path,) = events.event_files(str(tmp_path))  # from a run a minute earlier, as a resume is
+    name = os.path.basename(path).split(".")
+    name[3] = str(int(name[3]) - 60)
+    os.rename(path, os.path.join(tmp_path, ".".join(name)))
+    second = open_writer(str(tmp_path), backend, resumed_at=200)
+    for step in (300, 400):
+        second.write(step, [summaries.scalar("s", -step)])
+    second.close()
+    assert len(events.event_files(str(tmp_path))) == 2
+    assert events.read_scalars(str(tmp_path))["s"] == [(100, 100), (200, 200), (300, -300), (400, -400)]
 
 
 def test_background_thread_runs_jobs_in_order_and_raises_their_errors(monkeypatch):

@@ -4,15 +4,16 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_frelu import events, models
+from keras_frelu import models
 from keras_frelu.errors import UsageError
+from keras_frelu.monitor import compute
 from keras_frelu.monitor import figures as panels
 from keras_frelu.monitor.background import BackgroundThread
 from keras_frelu.monitor import summaries as summary_module
 from keras_frelu.monitor.images import activation_image
-from keras_frelu.monitor.statistics import HISTOGRAM_EDGES, StreamingStatistics, batch_reductions, histogram_buckets
+from keras_frelu.monitor.statistics import HISTOGRAM_EDGES, StreamingStatistics, histogram_buckets
+from keras_frelu.monitor.writer import open_writer
 
 FIGURE_INTERVALS = 10  # figures are drawn at every 10th monitor step by default: matplotlib is the costly part
 
@@ -47,8 +48,13 @@ class ActivationMonitor(keras.callbacks.Callback):
     (Keras ``fit`` does not hand its gradients to callbacks): comparable across steps and runs; without
     ``labels`` only the weight norms are written.
 
+    It runs on the TensorFlow, JAX and PyTorch backends with the same summaries (``keras_frelu.monitor.compute``
+    and ``keras_frelu.monitor.writer``), and under ``tf.distribute`` strategies: the sample goes through the
+    model once, on one device, with the variables' local values, and needs nothing of other replicas or
+    workers (under ``MultiWorkerMirroredStrategy`` give it to the chief alone).
+
     A final set (figures included) is written at the end of every ``fit`` unless its last step already has
-    one. The hooks only run one traced graph and copy the parameters; statistics, pictures, figures and
+    one. The hooks only run one compiled computation and copy the parameters; statistics, pictures, figures and
     the event writes run in a background thread while training goes on, and the end of ``fit`` (and
     ``write``) waits for them and closes the event file. A monitor that starts at a step other than 0 (a
     resumed run) marks the restart in its event files, so TensorBoard drops the replayed steps.
@@ -90,21 +96,20 @@ class ActivationMonitor(keras.callbacks.Callback):
         if labels is not None and _batch_size(labels) != sample_size:
             raise UsageError(f"ActivationMonitor: labels has {_batch_size(labels)} entries but sample has "
                              f"{sample_size}; give one label per sample")
-        self._sample = tf.nest.map_structure(tf.convert_to_tensor, sample)
-        self._labels = None if labels is None else tf.convert_to_tensor(labels)
+        self.backend = keras.backend.backend()
+        self._sample = _tensors(sample)
+        self._labels = None if labels is None else _tensors(labels)
         statistics_sample = sample if statistics_sample is None else statistics_sample
         _batch_size(statistics_sample)  # a non-empty batch axis
         batch = _positive_int("statistics_batch_size", statistics_batch_size)
         size = _batch_size(statistics_sample)
         self._statistics_batches = [
-            tf.nest.map_structure(lambda array: tf.convert_to_tensor(array[start:start + batch]), statistics_sample)
+            keras.tree.map_structure(lambda array: _tensors(np.asarray(array)[start:start + batch]), statistics_sample)
             for start in range(0, size, batch)]
-        self._statistics_function = None
-        self._histogram_edges = tf.constant(HISTOGRAM_EDGES, tf.float32)
         self.monitored = []
         self._figures = None
         self._background = BackgroundThread()
-        self._outputs_model = self._values_function = None
+        self._outputs_model = self._computation = None
         self._writer = None
         self._fits = 0
 
@@ -113,7 +118,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
         self._figures = panels.FigureSets([layer.name for layer in self.monitored])
-        self._values_function = self._statistics_function = None
+        self._computation = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
             self._outputs_model = keras.Model(model.input, {
@@ -127,19 +132,17 @@ class ActivationMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # The optimizer's step is read once; then steps are counted here, which is cheaper than reading
         # the variable after every batch.
-        self._step = int(self.model.optimizer.iterations.numpy())
+        self._step = int(compute.to_numpy(self.model.optimizer.iterations))
         # The first fit starts (or, resumed, restarts) the step axis; later fits continue it.
-        self._writer = (tf.summary.create_file_writer(self.log_dir) if self._fits else
-                        events.resumed_writer(self.log_dir, self._step))
+        self._writer = open_writer(self.log_dir, self.backend, resumed_at=None if self._fits else self._step)
         self._fits += 1
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
-        if self._values_function is None:
-            # Traced in the background while the first steps train, which it would otherwise hold up.
-            self._background.submit(self._traced_values_function().get_concrete_function, self._sample,
-                                    self._labels)
-            for batch in self._statistics_batches[:1] + self._statistics_batches[-1:]:  # the two batch sizes
-                self._background.submit(self._traced_statistics_function().get_concrete_function, batch)
+        if self._computation is None:
+            # Traced in the background while the first steps train, which it would otherwise hold up
+            # (the statistics function for its two batch sizes).
+            self._background.submit(self._model_computation().prepare, self._sample, self._gradient_labels(),
+                                    self._statistics_batches[:1] + self._statistics_batches[-1:])
         if self.switches["figures"]:
             self._background.submit(self._figures.prepare)
 
@@ -170,13 +173,10 @@ class ActivationMonitor(keras.callbacks.Callback):
         everything asked for so far is written (otherwise errors of earlier writes are raised here)."""
         figures = figures and self.switches["figures"]
         if summaries or figures:
-            values = self._traced_values_function()(self._sample, self._labels)
-            activations = [np.asarray(outputs) for outputs in values["activations"]]
+            computation = self._model_computation()
+            activations, norms = computation.values(self._sample, self._gradient_labels())
             if summaries:
-                norms = {tag: np.asarray(norm) for tag, norm in values["norms"].items()}
-                statistics_function = self._traced_statistics_function()
-                reductions = [tf.nest.map_structure(np.asarray, statistics_function(batch))
-                              for batch in self._statistics_batches]
+                reductions = [computation.reductions(batch) for batch in self._statistics_batches]
                 self._background.submit(self._write_event, step, self._summaries, activations, reductions, norms,
                                         self._parameters())
                 self._summaries_step = step
@@ -188,69 +188,30 @@ class ActivationMonitor(keras.callbacks.Callback):
         else:
             self._background.check()
 
-    def _traced_values_function(self):
-        """``_graph_values`` as one graph for the forward pass and the gradients (eagerly they would cost
-        more than the training steps between two monitor steps of a small model)."""
-        if self._values_function is None:
-            self._values_function = tf.function(self._graph_values, autograph=False)
-        return self._values_function
+    def _model_computation(self):
+        """The model's ``compute.Computation``, made at first use; reading ``self.model`` brings JAX's
+        training state into the model's variables."""
+        model = self.model
+        if self._computation is None:
+            self._computation = compute.for_backend(self.backend, model, self._outputs_model, HISTOGRAM_EDGES,
+                                                    weight_norms=self.switches["weight_norms"])
+        return self._computation
 
-    def _traced_statistics_function(self):
-        """One batch of the statistics sample through the monitored layers, reduced in the graph to what
-        ``StreamingStatistics`` adds up (a few numbers and a unit mask per layer, not the outputs)."""
-        if self._statistics_function is None:
-            def reduce(batch):
-                outputs = self._outputs_model(batch, training=False)["activations"]
-                return [batch_reductions(layer_outputs, self._histogram_edges) for layer_outputs in outputs]
-
-            self._statistics_function = tf.function(reduce, autograph=False)
-        return self._statistics_function
+    def _gradient_labels(self):
+        return self._labels if self.switches["weight_norms"] else None
 
     def _write_event(self, step, build, *args):
         """A background job: the summary values ``build(*args)`` as one event at ``step``, flushed so that a
         live TensorBoard sees them."""
-        summary_module.write(self._writer, step, build(*args))
+        self._writer.write(step, build(*args))
         self._writer.flush()
 
     def _parameters(self):
         """``{tag: copy of the weight}`` of the monitored layers' trainable weights (``parameters``)."""
         if not self.switches["parameters"]:
             return {}
-        return {f"parameters/{layer.name}/{_relative_path(weight, layer)}": weight.numpy()
-                for layer in self.monitored for weight in layer.trainable_weights}
-
-    def _graph_values(self, sample, labels):
-        """Traced once: ``{"activations": [monitored layer outputs], "norms": {tag: norm}}`` with the
-        per-layer weight norms and, given labels, gradient norms (``weight_norms`` switch)."""
-        weighted = [layer for layer in self.model.layers if layer.trainable_weights]
-        norms = {}
-        if not self.switches["weight_norms"] or labels is None:
-            outputs = self._outputs_model(sample, training=False)
-        else:
-            outputs, gradients = self._sample_gradients(sample, labels)
-            for layer in weighted:
-                layer_gradients = [gradients[id(weight)] for weight in layer.trainable_weights
-                                   if gradients.get(id(weight)) is not None]
-                if layer_gradients:
-                    norms[f"gradient_norm/{layer.name}"] = tf.linalg.global_norm(layer_gradients)
-        if self.switches["weight_norms"]:
-            for layer in weighted:
-                norms[f"weight_norm/{layer.name}"] = tf.linalg.global_norm(layer.trainable_weights)
-        return {"activations": outputs["activations"], "norms": norms}
-
-    def _sample_gradients(self, sample, labels):
-        """The outputs model's outputs and ``{id(variable): gradient}`` of the compiled loss on (sample,
-        labels), in inference mode; the metric trackers that ``compute_loss`` may update are put back."""
-        model = self.model
-        variables = model.trainable_variables
-        saved_metrics = [tf.identity(variable) for variable in model.metrics_variables]
-        with tf.GradientTape() as tape:
-            outputs = self._outputs_model(sample, training=False)
-            loss = model.compute_loss(x=sample, y=labels, y_pred=outputs["predictions"], training=False)
-        gradients = tape.gradient(loss, variables)
-        for variable, value in zip(model.metrics_variables, saved_metrics):
-            variable.assign(value)
-        return outputs, {id(variable): gradient for variable, gradient in zip(variables, gradients)}
+        return {f"parameters/{layer.name}/{_relative_path(weight, layer)}":
+                compute.to_numpy(weight) for layer in self.monitored for weight in layer.trainable_weights}
 
     def _summaries(self, activations, reductions, norms, parameters):
         """The summary values of one monitor step: statistics and histograms from the statistics sample's
@@ -315,9 +276,13 @@ def _positive_int(name, value):
 
 
 def _batch_size(batch):
-    sizes = {int(np.shape(array)[0]) if np.ndim(array) else 0 for array in tf.nest.flatten(batch)}
+    sizes = {int(np.shape(array)[0]) if np.ndim(array) else 0 for array in keras.tree.flatten(batch)}
     if len(sizes) != 1 or 0 in sizes:
         raise UsageError("ActivationMonitor: sample (and labels) must be arrays with the same non-empty "
                          "batch axis first, e.g. sample=x_test[:16], labels=y_test[:16]")
     return sizes.pop()
 
+
+def _tensors(structure):
+    """The arrays of ``structure`` as tensors of the backend (copied once, not at every monitor step)."""
+    return keras.tree.map_structure(keras.ops.convert_to_tensor, structure)

@@ -1,7 +1,8 @@
 """The matplotlib panels of the monitor, rendered to images with tensorflow-plot (``tfplot``).
 
 All tfplot use of the package is here. Figures are ``matplotlib.figure.Figure`` objects (never pyplot,
-which keeps global state and is not thread-safe) turned into RGB arrays with ``tfplot.figure.to_array``;
+which keeps global state and is not thread-safe) turned into RGB arrays with ``tfplot.figure.to_array``
+(on the JAX and PyTorch backends with the Agg canvas it wraps, as tfplot imports TensorFlow);
 ``tfplot.plot_many`` / ``tfplot.summary.plot_many``, which the original project used, fail under eager
 execution. tfplot imports ``distutils``, which Python 3.12 dropped: the ``setuptools`` dependency brings
 it back.
@@ -30,10 +31,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
-
-with warnings.catch_warnings():  # tfplot 0.3.2 compares versions with distutils' deprecated LooseVersion
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import tfplot.figure
 
 from keras_frelu.monitor import summaries
 from keras_frelu.monitor.images import COLORMAP, grid_shape
@@ -163,7 +160,7 @@ class _Panel:
     def to_rgb(self):
         """The figure as it is now, a uint8 ``(height, width, 3)`` array."""
         if self._frame is None:
-            self._frame = tfplot.figure.to_array(self.figure)
+            self._frame = _to_array(self.figure)
             self._canvas = FigureCanvasAgg(self.figure)
             renderer = self._canvas.get_renderer()
             self._kept_boxes = [_pixel_slices(artist.get_window_extent(renderer), self._frame.shape[0])
@@ -176,6 +173,25 @@ class _Panel:
         for box in self._kept_boxes:
             pixels[box] = self._frame[box]
         return pixels[..., :3].copy()
+
+
+def _to_array(figure):
+    """The figure drawn in full as an RGBA array: by tfplot on the TensorFlow backend; on the others by an
+    Agg canvas directly, as ``tfplot.figure.to_array`` does, since tfplot imports TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        with warnings.catch_warnings():  # tfplot 0.3.2 compares versions with distutils' deprecated LooseVersion
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import tfplot.figure
+        return tfplot.figure.to_array(figure)
+    previous = figure.canvas
+    try:
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+    finally:
+        figure.set_canvas(previous)
 
 
 def _place_label(axis, x, y, right, up):

@@ -1,7 +1,7 @@
 """Statistics of one layer's activations over the statistics sample, streamed batch by batch.
 
 The sample is run through the model in batches; ``batch_reductions`` (``keras.ops``, inside the monitor's
-traced graph) reduces each batch's layer output to a few numbers and a per-unit mask, and
+compiled graph on every backend) reduces each batch's layer output to a few numbers and a per-unit mask, and
 ``StreamingStatistics`` (NumPy) adds them up. Every statistic is over all values of the whole sample:
 
 - ``mean``, ``std`` (population standard deviation, as ``numpy.std``), ``min``, ``max``;
@@ -36,26 +36,43 @@ HISTOGRAM_EDGES = _activation_edges().astype(np.float32).astype(np.float64)
 
 
 def batch_reductions(outputs, edges):
-    """The sums of one batch's layer output (batch axis first) that ``StreamingStatistics`` adds up, as
-    ``keras.ops`` tensors: count, sum, sum of squares, min, max, zero and negative counts, the per-unit
-    "positive somewhere in the batch" mask, and the bucket counts of the finite values over ``edges``."""
+    """What ``StreamingStatistics`` adds up of one batch's layer output (batch axis first), as ``keras.ops``
+    tensors that every backend can compile: count, mean, sum of squared deviations from that mean (no
+    cancellation, unlike a sum of squares), min, max, zero and negative counts, the per-unit "positive
+    somewhere in the batch" mask, and the bucket counts of the finite values over ``edges``."""
     from keras import ops
 
+    wide = _wide_float()
     values = ops.cast(outputs, "float32")
     flat = ops.reshape(values, (-1,))
-    finite = ops.isfinite(flat)
     buckets = ops.clip(ops.searchsorted(edges, flat, side="right") - 1, 0, edges.shape[0] - 2)
+    accurate = ops.cast(flat, wide)
+    mean = ops.mean(accurate)
     return {
         "count": ops.size(flat),
-        "sum": ops.sum(ops.cast(flat, "float64")),
-        "sum_of_squares": ops.sum(ops.square(ops.cast(flat, "float64"))),
+        "mean": mean,
+        "squared_deviations": ops.sum(ops.square(accurate - mean)),
         "min": ops.min(flat),
         "max": ops.max(flat),
-        "zeros": ops.sum(ops.cast(flat == 0, "int64")),
-        "negatives": ops.sum(ops.cast(flat < 0, "int64")),
+        "zeros": ops.sum(ops.cast(flat == 0, "int32")),
+        "negatives": ops.sum(ops.cast(flat < 0, "int32")),
         "positive_units": ops.any(values > 0, axis=0),
-        "bucket_counts": ops.bincount(buckets, weights=ops.cast(finite, "float64"), minlength=edges.shape[0] - 1),
+        # segment_sum rather than bincount: its output size is static, so JAX can compile it
+        "bucket_counts": ops.segment_sum(ops.cast(ops.isfinite(flat), "int32"), buckets,
+                                         num_segments=edges.shape[0] - 1),
     }
+
+
+def _wide_float():
+    """float64 for the sums where the backend computes in it (JAX only with ``jax_enable_x64``)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return "float32"
+    return "float64"
 
 
 class StreamingStatistics:
@@ -65,16 +82,20 @@ class StreamingStatistics:
     def __init__(self, edges=HISTOGRAM_EDGES):
         self.edges = np.asarray(edges, dtype=np.float64)
         self.count = self.zeros = self.negatives = 0
-        self.sum = self.sum_of_squares = 0.0
+        self.mean = self.squared_deviations = 0.0
         self.min, self.max = np.inf, -np.inf
         self.positive_units = None
         self.bucket_counts = np.zeros(len(self.edges) - 1)
 
     def add(self, reductions):
-        """Add one batch: the NumPy values of ``batch_reductions``."""
-        self.count += int(reductions["count"])
-        self.sum += float(reductions["sum"])
-        self.sum_of_squares += float(reductions["sum_of_squares"])
+        """Add one batch: the NumPy values of ``batch_reductions`` (means and squared deviations pooled as
+        in Chan et al.'s parallel variance)."""
+        count = int(reductions["count"])
+        total = self.count + count
+        delta = float(reductions["mean"]) - self.mean
+        self.squared_deviations += float(reductions["squared_deviations"]) + delta * delta * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
         self.min = min(self.min, float(reductions["min"]))
         self.max = max(self.max, float(reductions["max"]))
         self.zeros += int(reductions["zeros"])
@@ -85,10 +106,9 @@ class StreamingStatistics:
 
     def result(self):
         """``{name: float}`` for ``STATISTICS`` and, for outputs with spatial axes, ``SPATIAL_STATISTICS``."""
-        mean = self.sum / self.count
         statistics = {
-            "mean": mean,
-            "std": float(np.sqrt(max(self.sum_of_squares / self.count - mean * mean, 0.0))),
+            "mean": self.mean,
+            "std": float(np.sqrt(self.squared_deviations / self.count)),
             "min": self.min,
             "max": self.max,
             "zero_fraction": self.zeros / self.count,

@@ -1,18 +1,17 @@
-"""TensorBoard summaries built as protocol buffers in Python and written as one event per call.
+"""TensorBoard summaries built as protocol buffers in Python, on every Keras backend.
 
 Inside a ``tf.function`` every ``tf.summary`` call adds its own conditional write op, and tracing them
-costs far more than computing the numbers. So
-the monitor's traced graph only computes the numbers; these helpers wrap them into the same summary
-values that ``tf.summary.scalar``, ``tf.summary.histogram`` and ``tf.summary.image`` write (same plugin
-metadata and tensor layout, so TensorBoard and event-file readers see no difference), and ``write`` emits
-them with one ``write_raw_pb`` op.
+costs far more than computing the numbers; and on JAX or PyTorch there is no ``tf.summary`` to call. So
+the monitor's graph only computes the numbers; these helpers wrap them into the same summary values that
+``tf.summary.scalar``, ``tf.summary.histogram`` and ``tf.summary.image`` write (same plugin metadata and
+tensor layout, so TensorBoard and event-file readers see no difference), and
+``keras_frelu.monitor.writer`` writes each set as one event.
 """
 
 import struct
 import zlib
 
 import numpy as np
-import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
@@ -60,13 +59,6 @@ def png(rgb):
 
 def _png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def write(writer, step, values):
-    """Write ``values`` (from the functions above) at ``step`` as one event."""
-    if values:
-        with writer.as_default():
-            tf.summary.experimental.write_raw_pb(summary_pb2.Summary(value=values).SerializeToString(), step=step)
 
 
 def _value(tag, metadata, dtype, shape, **contents):

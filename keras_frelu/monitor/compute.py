@@ -1,0 +1,221 @@
+"""What the monitor computes from the model, on each Keras backend.
+
+One formulation, in ``keras.ops``: the model's variables are read once into tensors, and the sample goes
+through the monitored outputs (and the compiled loss) inside a ``keras.StatelessScope`` that maps every
+variable to its tensor; gradients are taken with respect to those tensors. So nothing differentiates
+through a variable (a ``tf.distribute`` variable has no handle outside a replica context), nothing the
+forward pass or the loss might assign (a metric, a moving statistic) is changed, and each backend only
+supplies the differentiation and the compilation:
+
+- TensorFlow: ``tf.GradientTape`` in one ``tf.function`` (traced in the background, see the callback);
+- JAX: ``jax.value_and_grad`` in one ``jax.jit``;
+- PyTorch: ``torch.autograd.grad``, eagerly.
+
+Under a ``tf.distribute`` strategy the variables are read in the cross-replica context, which gives each
+variable's local copy (the values a checkpoint saves) without any cross-device or cross-worker
+communication, and the sample goes through the model once, on one device.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_frelu.monitor.statistics import batch_reductions
+
+
+class Computation:
+    """The monitor's numbers for ``model``: ``values(sample, labels)`` gives the monitored layers' outputs
+    on the sample and, with ``weight_norms``, ``{tag: norm}`` (``weight_norm/K``, and given labels
+    ``gradient_norm/K``, for every layer ``K`` with trainable weights); ``reductions(batch)`` reduces one
+    batch of the statistics sample per monitored layer (``batch_reductions``). Both return NumPy values."""
+
+    def __init__(self, model, outputs_model, edges, weight_norms=True):
+        self.model, self.outputs_model = model, outputs_model
+        self.edges = np.asarray(edges, dtype=np.float32)
+        self.weight_norms = weight_norms
+        self.trainable = list(model.trainable_variables)
+        self.non_trainable = list(model.non_trainable_variables)
+        position = {id(variable): index for index, variable in enumerate(self.trainable)}
+        self.weighted = [(layer.name, [position[id(weight)] for weight in layer.trainable_weights])
+                         for layer in model.layers if layer.trainable_weights]
+
+    # -- the formulation, in keras.ops ---------------------------------------------------------------
+    def _scope(self, trainable_values, non_trainable_values):
+        mapping = [*zip(self.trainable, trainable_values), *zip(self.non_trainable, non_trainable_values)]
+        return keras.StatelessScope(state_mapping=mapping, collect_losses=True)
+
+    def _forward(self, trainable_values, non_trainable_values, sample, labels):
+        """``(monitored outputs, compiled loss or None)`` of the sample in inference mode."""
+        with self._scope(trainable_values, non_trainable_values):
+            outputs = self.outputs_model(sample, training=False)
+            loss = None
+            if labels is not None:
+                loss = self.model.compute_loss(x=sample, y=labels, y_pred=outputs["predictions"], training=False)
+        return outputs["activations"], loss
+
+    def _norms(self, trainable_values, gradients):
+        norms = {}
+        for name, positions in self.weighted if self.weight_norms else ():
+            if gradients is not None:
+                norms[f"gradient_norm/{name}"] = _global_norm([gradients[index] for index in positions])
+            norms[f"weight_norm/{name}"] = _global_norm([trainable_values[index] for index in positions])
+        return norms
+
+    def _reduce(self, trainable_values, non_trainable_values, batch):
+        with self._scope(trainable_values, non_trainable_values):
+            outputs = self.outputs_model(batch, training=False)["activations"]
+        edges = ops.convert_to_tensor(self.edges)
+        return [batch_reductions(layer_outputs, edges) for layer_outputs in outputs]
+
+    # -- per backend ---------------------------------------------------------------------------------
+    def values(self, sample, labels):
+        raise NotImplementedError
+
+    def reductions(self, batch):
+        raise NotImplementedError
+
+    def prepare(self, sample, labels, batches):
+        """Compile ahead, where the backend can do so off the training thread (TensorFlow)."""
+
+    def _read(self, variables):
+        return [ops.convert_to_tensor(variable.value) for variable in variables]
+
+
+def _global_norm(tensors):
+    """The L2 norm of all the tensors together (``tf.linalg.global_norm``), in float32."""
+    return ops.sqrt(sum(ops.sum(ops.square(ops.cast(tensor, "float32"))) for tensor in tensors))
+
+
+def to_numpy(value):
+    """A NumPy copy of a backend tensor or a variable's value. PyTorch tensors are converted with their own
+    ``numpy()`` (bfloat16 as float32): ``keras.ops.convert_to_numpy`` warns at every call under NumPy 2."""
+    if isinstance(value, keras.Variable):
+        value = value.value
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy().copy()
+    return np.array(ops.convert_to_numpy(value))
+
+
+def _numpy(structure):
+    return keras.tree.map_structure(to_numpy, structure)
+
+
+class _TensorFlow(Computation):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import tensorflow as tf
+
+        self._tf = tf
+        self._values_function = tf.function(self._graph_values, autograph=False)
+        self._reductions_function = tf.function(self._graph_reductions, autograph=False)
+
+    def _read(self, variables):
+        return [self._tf.identity(variable.value) for variable in variables]
+
+    def _graph_values(self, sample, labels):
+        tf = self._tf
+        trainable, non_trainable = self._read(self.trainable), self._read(self.non_trainable)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(trainable)
+            activations, loss = self._forward(trainable, non_trainable, sample, labels)
+            if loss is not None:
+                # Keras divides every loss by the replicas of the strategy in scope (each replica's share of
+                # a summed gradient): undone, so the norm is that of the loss itself whatever the strategy.
+                loss = loss * tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = None
+        if loss is not None:
+            gradients = tape.gradient(loss, trainable, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return {"activations": activations, "norms": self._norms(trainable, gradients)}
+
+    def _graph_reductions(self, batch):
+        return self._reduce(self._read(self.trainable), self._read(self.non_trainable), batch)
+
+    def prepare(self, sample, labels, batches):
+        self._values_function.get_concrete_function(sample, labels)
+        for batch in batches:
+            self._reductions_function.get_concrete_function(batch)
+
+    def values(self, sample, labels):
+        result = _numpy(self._values_function(sample, labels))
+        return result["activations"], result["norms"]
+
+    def reductions(self, batch):
+        return _numpy(self._reductions_function(batch))
+
+
+class _Jax(Computation):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import jax
+
+        def loss_and_activations(trainable, non_trainable, sample, labels):
+            activations, loss = self._forward(trainable, non_trainable, sample, labels)
+            return loss, activations
+
+        gradient = jax.value_and_grad(loss_and_activations, has_aux=True)
+
+        def graph_values(trainable, non_trainable, sample, labels):
+            if labels is None:
+                activations, _ = self._forward(trainable, non_trainable, sample, None)
+                return activations, self._norms(trainable, None)
+            (_, activations), gradients = gradient(trainable, non_trainable, sample, labels)
+            return activations, self._norms(trainable, gradients)
+
+        self._values_function = jax.jit(graph_values)
+        self._reductions_function = jax.jit(self._reduce)
+
+    def values(self, sample, labels):
+        return _numpy(self._values_function(self._read(self.trainable), self._read(self.non_trainable),
+                                            sample, labels))
+
+    def reductions(self, batch):
+        return _numpy(self._reductions_function(self._read(self.trainable), self._read(self.non_trainable), batch))
+
+
+class _Torch(Computation):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import torch
+
+        self._torch = torch
+
+    def values(self, sample, labels):
+        torch = self._torch
+        # Leaves of their own that share the parameters' memory: the gradients go nowhere else.
+        trainable = [tensor.detach().requires_grad_(tensor.is_floating_point())
+                     for tensor in self._read(self.trainable)]
+        non_trainable = [tensor.detach() for tensor in self._read(self.non_trainable)]
+        with torch.enable_grad():
+            activations, loss = self._forward(trainable, non_trainable, _tensors(sample), _tensors(labels))
+            gradients = None
+            if loss is not None:
+                differentiable = [index for index, tensor in enumerate(trainable) if tensor.requires_grad]
+                found = torch.autograd.grad(loss, [trainable[index] for index in differentiable],
+                                            allow_unused=True, materialize_grads=True)
+                gradients = [torch.zeros_like(tensor) for tensor in trainable]
+                for index, value in zip(differentiable, found):
+                    gradients[index] = value
+        with torch.no_grad():
+            return _numpy([tensor.detach() for tensor in activations]), _numpy(self._norms(trainable, gradients))
+
+    def reductions(self, batch):
+        with self._torch.no_grad():
+            return _numpy(self._reduce(self._read(self.trainable), self._read(self.non_trainable), _tensors(batch)))
+
+
+def _tensors(structure):
+    return None if structure is None else keras.tree.map_structure(ops.convert_to_tensor, structure)
+
+
+BACKENDS = {"tensorflow": _TensorFlow, "jax": _Jax, "torch": _Torch}
+
+
+def for_backend(backend, *args, **kwargs):
+    """The ``Computation`` of ``backend`` (``keras.backend.backend()``)."""
+    try:
+        implementation = BACKENDS[backend]
+    except KeyError:
+        raise NotImplementedError(f"ActivationMonitor runs on the {', '.join(BACKENDS)} backends, not on "
+                                  f"{backend!r}; set KERAS_BACKEND to one of them") from None
+    return implementation(*args, **kwargs)
