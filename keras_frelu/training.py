@@ -321,7 +321,8 @@ def _work_around_keras_multi_worker(model):
     - it reduces each replica's logs with ``strategy.reduce("MEAN", value, axis=0)``, which fails on
       scalars: give the train/test steps' logs a leading axis of one.
     """
-    model.optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     model._distribute_strategy = None
     for name in ("train_step", "test_step"):
         step = getattr(model, name)
@@ -381,14 +382,15 @@ def _train(config, dataset, strategy, callbacks, run, chief):
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
 
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        model, resume_from = checkpoints.load_latest(run) if chief else _load_shared_checkpoint(run)
-        if model is None and config.checkpoint:
-            model, resume_from = checkpoints.check_loadable(config.checkpoint), config.checkpoint
-        if model is None:
-            model = build_model(config, dataset.image_shape, dataset.num_classes)
-            compile_model(model, config)
-    start_step = int(model.optimizer.iterations.numpy()) if resume_from else 0
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model, resume_from = _multi_worker_start(config, dataset, strategy, run, chief)
+    else:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model, resume_from = _saved_start(config, run)
+            if model is None:
+                model = build_model(config, dataset.image_shape, dataset.num_classes)
+                compile_model(model, config)
+    start_step = int(model.optimizer.iterations.numpy())  # 0 for a new model; a worker's is the chief's
 
     previous = run.metrics() if chief and start_step else {}
     if chief:
@@ -451,10 +453,85 @@ def _train(config, dataset, strategy, callbacks, run, chief):
     return metrics
 
 
-def _load_shared_checkpoint(run):
-    """What a non-chief worker resumes from: the newest checkpoint it sees in its folder (it writes none)."""
-    path = checkpoints.latest_checkpoint(run)
-    return (checkpoints.load_checkpoint(path), path) if path else (None, None)
+def _saved_start(config, run):
+    """``(model, path)`` the run starts from: its newest checkpoint, else ``--checkpoint``, else (None, None)."""
+    model, resume_from = checkpoints.load_latest(run)
+    if model is None and config.checkpoint:
+        model, resume_from = checkpoints.check_loadable(config.checkpoint), config.checkpoint
+    return model, resume_from
+
+
+def _multi_worker_start(config, dataset, strategy, run, chief):
+    """``(model, path)`` of a multi-worker run: every worker starts from the chief's state, wherever its own
+    ``--train_dir`` points (the other workers write no files, so they have no checkpoint of their own).
+
+    Under MultiWorkerMirroredStrategy creating a variable is a collective operation (its initial value is
+    broadcast from the first worker), so the workers must create the same variables in the same order:
+    each builds the model from the flags, then the chief's values (its newest checkpoint or
+    ``--checkpoint``, loaded outside the strategy, where loading involves no other worker) are summed with
+    zeros from the others, one all-reduce per dtype, and assigned. Before that a one-number all-reduce lets
+    every worker stop together with the chief when its saved model does not fit the flags.
+    """
+    saved, resume_from = _saved_start(config, run) if chief else (None, None)
+    with strategy.scope():
+        model = build_model(config, dataset.image_shape, dataset.num_classes)
+        compile_model(model, config)
+        model.optimizer.build(model.trainable_variables)
+    variables = _state_variables(model)
+    values, problem = [np.zeros(variable.shape, variable.dtype) for variable in variables], None
+    if chief:
+        values = [keras.ops.convert_to_numpy(variable.value) for variable in variables]
+    if saved is not None:
+        saved_variables = _state_variables(saved)
+        layout = [(tuple(variable.shape), variable.dtype) for variable in variables]
+        if [(tuple(variable.shape), variable.dtype) for variable in saved_variables] != layout:
+            problem = (f"{resume_from} holds another model than --model {config.model} --activation "
+                       f"{config.activation} builds; under --strategy multi_worker the model is built from the "
+                       "flags: give the flags it was trained with")
+        else:
+            values = [keras.ops.convert_to_numpy(variable.value) for variable in saved_variables]
+    if _sum_over_workers(strategy, chief, [np.array([float(problem is not None)])])[0][0]:
+        raise UsageError(problem or "the chief worker cannot start from its saved model (its error says why); "
+                         "fix the chief's flags and rerun every worker")
+    with strategy.scope():
+        for variable, value in zip(variables, _sum_over_workers(strategy, chief, values)):
+            variable.assign(value)
+    return model, resume_from
+
+
+def _state_variables(model):
+    """Everything a checkpoint restores: the model's variables (weights, moving statistics, random seed
+    states) and the optimizer's (step counter, moments)."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    found = {}
+    for variable in [*model.variables, *model.optimizer.variables]:
+        found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
+def _sum_over_workers(strategy, chief, arrays):
+    """The sum over all replicas of ``arrays`` where the chief's first replica holds ``arrays`` and every
+    other replica zeros: every worker gets the chief's arrays. One all-reduce per dtype, in a fixed order."""
+    local_replicas = len(strategy.extended.worker_devices)
+    by_dtype = {}
+    for index, array in enumerate(arrays):
+        by_dtype.setdefault(np.dtype(array.dtype).name, []).append(index)
+    result = [None] * len(arrays)
+    for dtype in sorted(by_dtype):
+        indices = by_dtype[dtype]
+        flat = np.concatenate([np.ravel(arrays[index]) for index in indices]).astype(dtype)
+
+        def replica_value(context, flat=flat):
+            first = chief and context.replica_id_in_sync_group % local_replicas == 0
+            return tf.constant(flat if first else np.zeros_like(flat))
+
+        summed = strategy.reduce("SUM", strategy.experimental_distribute_values_from_function(replica_value),
+                                 axis=None).numpy()
+        offsets = np.cumsum([0] + [np.size(arrays[index]) for index in indices])
+        for index, start, end in zip(indices, offsets[:-1], offsets[1:]):
+            result[index] = summed[start:end].reshape(np.shape(arrays[index]))
+    return result
 
 
 def _merge_history(previous, current):

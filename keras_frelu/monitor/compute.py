@@ -94,6 +94,8 @@ def to_numpy(value):
     if hasattr(value, "detach"):
         value = value.detach().cpu()
         return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy().copy()
+    if hasattr(value, "numpy"):  # TensorFlow tensors and variables (a distributed one reads its local copy)
+        return np.array(value.numpy())
     return np.array(ops.convert_to_numpy(value))
 
 
