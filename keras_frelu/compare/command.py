@@ -1,7 +1,9 @@
 """script.py's flags and what it does with them."""
 
 import argparse
+import contextlib
 import logging
+import math
 import os
 import sys
 
@@ -41,6 +43,12 @@ It is read from the run folders only, so --report_only rebuilds it for any folde
 
 Trainer flags after -- (python trainer.py --help) apply to every run, except --activation, --dataset,
 --seed and --train_dir, which the comparison sets.
+
+On a cluster: --ray ADDRESS runs each run as a Ray task (pip install -e '.[ray]') that runs trainer.py on a
+node with --cpus_per_run CPUs and --gpus_per_run GPUs; every node needs the comparison folder on shared
+storage, and the project, Python and datasets at the same paths (checked on each node at the start). A
+run whose node dies is retried on another and resumes from its last checkpoint; everything else (logs,
+runs.json, Ctrl-C, rerunning to resume, TensorBoard, the report) is as on one machine.
 """
 
 
@@ -58,7 +66,14 @@ def build_parser():
         help="train each (dataset, activation) with seeds 0..N-1 (default: %(default)s)")
     add("--parallel", type=cli.positive_int, metavar="K",
         help="train at most K runs at once (default: one per GPU, or one per two CPU cores, each run then "
-             "getting its share of the cores as TensorFlow threads)")
+             "getting its share of the cores as TensorFlow threads; with --ray, as many as the cluster fits)")
+    add("--ray", metavar="ADDRESS",
+        help="train each run as a task on a Ray cluster: auto (the one started on this machine with ray start), "
+             "HOST:PORT or ray://HOST:PORT, or local (a private one on this machine)")
+    add("--cpus_per_run", type=cli.positive_int, metavar="N",
+        help="with --ray: CPUs each run asks Ray for, and its TensorFlow threads (default: 2)")
+    add("--gpus_per_run", type=gpu_count, metavar="G",
+        help="with --ray: GPUs each run asks Ray for, e.g. 1, or 0.5 to share one (default: 0)")
     add("--train_dir", default=train_config.DEFAULTS.train_dir,
         help="parent folder of the comparison folder (default: %(default)s)")
     add("--name", help="comparison folder name under --train_dir (default: compare-<datasets>[-<hash of the "
@@ -92,6 +107,32 @@ def significance_level(text):
     return value
 
 
+def gpu_count(text):
+    """An argparse type: GPUs per run as Ray takes them: 0, a fraction below 1, or a whole number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GPUs, got {text!r}") from None
+    if value < 0 or (value > 1 and not value.is_integer()) or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be 0, a fraction below 1 or a whole number, got {text}; e.g. 1")
+    return value
+
+
+def check_ray_flags(args):
+    """--cpus_per_run and --gpus_per_run need --ray; ``ray`` must be installed (UsageError otherwise)."""
+    if args.ray is None:
+        for flag in ("cpus_per_run", "gpus_per_run"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} is for --ray; on this machine alone --parallel K shares the cores "
+                                 "and GPUs among K runs")
+        return
+    from keras_frelu.compare import ray_runner
+
+    ray_runner.import_ray(args.ray)
+    args.cpus_per_run = args.cpus_per_run or 2  # local mode's default share (bench/parallel.py)
+    args.gpus_per_run = args.gpus_per_run or 0.0
+
+
 def check_baseline(name, activations):
     """``name`` as its registry name, which must be one of ``activations`` (None stays None); UsageError
     otherwise."""
@@ -112,6 +153,7 @@ def main(argv=None, trainer_script="trainer.py"):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     ours, trainer_argv = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(ours)
+    check_ray_flags(args)  # before TensorFlow loads: a missing Ray answers at once
     if args.report_only:
         cli.quiet_tensorflow()
         from keras_frelu.compare import report  # deferred: reading event files imports TensorFlow
@@ -134,13 +176,35 @@ def main(argv=None, trainer_script="trainer.py"):
     if board:
         board.check_port()
     state.owned_folder(folder)  # refuse a folder script.py did not make before anything is removed
-    if args.clean:
-        state.clean(folder)
-
-    cpus = resources.cpu_count()
-    gpus = resources.visible_gpus() if base.strategy == "default" else []
-    parallel = args.parallel or resources.default_parallel(len(configs), cpus, gpus, base.strategy)
-    comparison = runner.Comparison(folder, configs, trainer_script, trainer_argv, args.baseline, args.alpha)
-    failed = comparison.run(parallel, cpus, gpus, board, wait=not args.exit_when_done)
+    with contextlib.ExitStack() as stack:
+        if args.ray:
+            pool = ray_pool(args, folder, trainer_script, configs)
+            stack.callback(pool.close)
+        if args.clean:
+            state.clean(folder)
+        if not args.ray:
+            cpus = resources.cpu_count()
+            gpus = resources.visible_gpus() if base.strategy == "default" else []
+            parallel = args.parallel or resources.default_parallel(len(configs), cpus, gpus, base.strategy)
+            pool = runner.LocalPool(parallel, cpus, gpus)
+        comparison = runner.Comparison(folder, configs, trainer_script, trainer_argv, args.baseline, args.alpha)
+        failed = comparison.run(pool, board, wait=not args.exit_when_done)
     return 1 if failed else 0
+
+
+def ray_pool(args, folder, trainer_script, configs):
+    """Join (or start) the Ray cluster of --ray and check that every node that can take a run sees the
+    comparison folder and this machine's Python, trainer.py, working directory and datasets."""
+    from keras_frelu import data
+    from keras_frelu.compare import ray_runner
+
+    ray = ray_runner.connect(args.ray, resources.cpu_count())
+    try:
+        pool = ray_runner.RayPool(ray, args.ray, args.cpus_per_run, args.gpus_per_run, args.parallel)
+        datasets = {os.path.abspath(data.find_folder(config.dataset, config.data_dir)) for config in configs}
+        pool.check_nodes(folder, [sys.executable, os.path.abspath(trainer_script), os.getcwd(), *sorted(datasets)])
+    except BaseException:
+        ray.shutdown()
+        raise
+    return pool
 

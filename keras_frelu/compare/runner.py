@@ -1,11 +1,22 @@
-"""Training the runs of a comparison: trainer.py children, at most ``parallel`` at once, their logs, Ctrl-C.
+"""Training the runs of a comparison: one scheduling loop, and pools that start, poll and stop the runs.
 
-Ctrl-C (SIGINT) or SIGTERM: the children are in their own process groups, so the terminal's Ctrl-C
-reaches only this process, which forwards one SIGINT to each child (the trainer stops with its
-checkpoints intact, as they are written atomically), waits for them (a second Ctrl-C, or
-``STOP_GRACE_S`` seconds, kills them), stops TensorBoard and raises KeyboardInterrupt. If this process
-is killed outright, its children train on; runs.json keeps their process ids, and a rerun refuses to
-start while one of them is alive; each run's own lock (keras_frelu.rundir) also keeps a second writer out.
+``Comparison`` does the bookkeeping whatever trains the runs: runs.json (state), the per-run logs echoed
+with the run's name, a failed run reported while the others go on, Ctrl-C, TensorBoard and the report. A
+pool only starts, polls and stops runs: ``LocalPool`` (trainer.py children of this process, at most
+``parallel`` at once) or ``keras_frelu.compare.ray_runner.RayPool`` (one Ray task per run on a cluster).
+
+A pool has ``begin(pending)`` (before the first run; returns how it trains them, for the start line),
+``slots()`` (runs to train at once), ``start(slot, config, command, log_path, output)`` -> a run handle, ``update(handles)`` (once per loop
+turn), ``poll_s`` and ``close()``. A run handle has ``name``, ``output``, ``placed()`` (runs.json fields
+once the run has started, then None), ``done()``, ``exit_code`` (None if the run ended without one),
+``never_started``, ``message`` (a failure the output does not tell), ``interrupt()``, ``kill()``, ``close()``.
+
+Ctrl-C (SIGINT) or SIGTERM: this process asks every run to stop as Ctrl-C stops trainer.py (it stops with
+its checkpoints intact, as they are written atomically), waits for them (a second Ctrl-C, or
+``STOP_GRACE_S`` seconds, kills them), stops TensorBoard and raises KeyboardInterrupt. Local children are
+in their own process groups, so the terminal's Ctrl-C reaches only this process. If this process is killed
+outright, local children train on; runs.json keeps their process ids, and a rerun refuses to start while one
+of them is alive; each run's own lock (keras_frelu.rundir) also keeps a second writer out.
 """
 
 import collections
@@ -31,19 +42,31 @@ NOISE = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To
 INTERRUPTED_CODES = (130, -signal.SIGINT)  # trainer.py's exit code after Ctrl-C; killed by SIGINT
 
 
-class _Child:
-    """One trainer.py process: its output goes to its log file and, without start-up chatter, to ``echo``."""
+class Output:
+    """One run's output lines: each echoed with the run's name, start-up chatter left out, the last kept."""
 
-    def __init__(self, config, command, env, log_path, echo):
-        self.config, self.name = config, config.run_name()
+    def __init__(self, name, echo):
+        self.name, self.echo = name, echo
+        self.last_line = ""
+
+    def line(self, text):
+        if text.strip() and not text.startswith(NOISE):
+            self.last_line = text.strip()
+            self.echo(f"[{self.name}] {text.rstrip()}")
+
+
+class _Child:
+    """One trainer.py process: its output goes to its log file and to ``output``."""
+
+    def __init__(self, config, command, env, log_path, output):
+        self.config, self.name, self.output = config, config.run_name(), output
         self.log = open(log_path, "a")
         self.log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")
         self.log.flush()
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, errors="replace",
                                         start_new_session=True)
-        self.last_line = ""
-        self.echo = echo
+        self.never_started, self.message, self._placed = False, None, False
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -51,9 +74,26 @@ class _Child:
         for line in self.process.stdout:
             self.log.write(line)
             self.log.flush()
-            if line.strip() and not line.startswith(NOISE):
-                self.last_line = line.strip()
-                self.echo(f"[{self.name}] {line.rstrip()}")
+            self.output.line(line)
+
+    def placed(self):
+        if self._placed:
+            return None
+        self._placed = True
+        return {"pid": self.process.pid}
+
+    def done(self):
+        return self.process.poll() is not None
+
+    @property
+    def exit_code(self):
+        return self.process.returncode
+
+    def interrupt(self):
+        signal_group(self.process, signal.SIGINT)
+
+    def kill(self):
+        signal_group(self.process, signal.SIGKILL)
 
     def close(self):
         self.reader.join()
@@ -61,8 +101,36 @@ class _Child:
         self.log.close()
 
 
+class LocalPool:
+    """trainer.py children of this process, at most ``parallel`` at once, each with its share of the
+    ``cpus`` cores as TensorFlow threads, or its own GPU of ``gpus``."""
+
+    poll_s = 0.1
+
+    def __init__(self, parallel, cpus, gpus):
+        self.parallel, self.cpus, self.gpus = parallel, cpus, gpus
+
+    def begin(self, pending):
+        self.at_once = max(1, min(self.parallel, pending))
+        threads = "" if self.gpus else f", {max(1, self.cpus // self.at_once)} TensorFlow thread(s) each"
+        return f"training {self.at_once} at once{threads}"
+
+    def slots(self):
+        return self.at_once
+
+    def start(self, slot, config, command, log_path, output):
+        env = child_environment(slot, self.at_once, self.cpus, self.gpus)
+        return _Child(config, command, env, log_path, output)
+
+    def update(self, handles):
+        pass
+
+    def close(self):
+        pass
+
+
 class _StopRequests:
-    """Counts SIGINT/SIGTERM instead of raising, so that the loop stops the children at a safe point."""
+    """Counts SIGINT/SIGTERM instead of raising, so that the loop stops the runs at a safe point."""
 
     def __init__(self):
         self.count = 0
@@ -112,10 +180,10 @@ class Comparison:
         write_state(self.folder, state)
         return state
 
-    def run(self, parallel, cpus, gpus, tensorboard=None, wait=False, echo=print):
-        """Train the runs that are not complete, at most ``parallel`` at once; write and print the report.
+    def run(self, pool, tensorboard=None, wait=False, echo=print):
+        """Train the runs that are not complete with ``pool`` (e.g. ``LocalPool``); write and print the report.
 
-        Returns the number of failed runs. Raises KeyboardInterrupt after Ctrl-C, once every child has
+        Returns the number of failed runs. Raises KeyboardInterrupt after Ctrl-C, once every run has
         stopped. With ``wait``, TensorBoard keeps serving after the report until Ctrl-C.
         """
         lock = threading.Lock()
@@ -127,9 +195,7 @@ class Comparison:
         state = self.prepare()
         todo = collections.deque(config for config in self.configs
                                  if state["runs"][config.run_name()]["status"] != "complete")
-        parallel = max(1, min(parallel, len(todo)))
-        threads = "" if gpus else f", {max(1, cpus // parallel)} TensorFlow thread(s) each"
-        training_note = f"; training {parallel} at once{threads}" if todo else ""
+        training_note = f"; {pool.begin(len(todo))}" if todo else ""
         say(f"comparison {self.folder}: {count(len(self.configs), 'run')}, "
             f"{len(self.configs) - len(todo)} already complete{training_note}")
         with _StopRequests() as stop:
@@ -137,7 +203,7 @@ class Comparison:
                 tensorboard.start()
                 say(f"TensorBoard: {tensorboard.url} (log: {os.path.join(self.folder, LOG_DIR, 'tensorboard.log')})")
             try:
-                self._train(todo, state, parallel, cpus, gpus, stop, say)
+                self._train(todo, state, pool, stop, say)
                 if stop.count:
                     raise KeyboardInterrupt
                 say(report_text(write_report(self.folder, self.baseline, self.alpha)))
@@ -153,47 +219,53 @@ class Comparison:
                     tensorboard.stop()
         return sum(run["status"] == "failed" for run in state["runs"].values())
 
-    def _train(self, todo, state, parallel, cpus, gpus, stop, say):
+    def _train(self, todo, state, pool, stop, say):
         """The scheduling loop: start runs into free slots, reap finished ones, stop all on request."""
-        running = {}  # slot -> _Child
+        running = {}  # slot -> run handle
         stop_sent_at, killed = None, False
         while running or (todo and not stop.count):
             if stop.count and stop_sent_at is None:
                 stop_sent_at = time.monotonic()
                 if running:
                     say(f"stopping {len(running)} runs (their checkpoints are kept; Ctrl-C again kills them)")
-                for child in running.values():
-                    signal_group(child.process, signal.SIGINT)
+                for run in running.values():
+                    run.interrupt()
             if stop_sent_at is not None and not killed and (
                     stop.count > 1 or time.monotonic() - stop_sent_at > STOP_GRACE_S):
                 killed = True  # safe: a checkpoint on disk is always complete
-                for child in running.values():
-                    signal_group(child.process, signal.SIGKILL)
-            while todo and not stop.count and len(running) < parallel:
-                slot = min(set(range(parallel)) - set(running))
+                for run in running.values():
+                    run.kill()
+            slots = pool.slots() if todo else 0
+            while todo and not stop.count and len(running) < slots:
+                slot = min(set(range(slots)) - set(running))
                 config = todo.popleft()
-                child = _Child(config, self.command(config), child_environment(slot, parallel, cpus, gpus),
-                               os.path.join(self.folder, LOG_DIR, config.run_name() + ".log"), say)
-                running[slot] = child
-                self._record(state, child.name, status="running", pid=child.process.pid, exit_code=None,
-                             message=None)
-            for slot, child in list(running.items()):
-                code = child.process.poll()
-                if code is not None:
-                    child.close()
+                output = Output(config.run_name(), say)
+                running[slot] = pool.start(slot, config, self.command(config),
+                                           os.path.join(self.folder, LOG_DIR, config.run_name() + ".log"), output)
+            pool.update(list(running.values()))
+            for slot, run in list(running.items()):
+                placement = run.placed()
+                if placement is not None:
+                    self._record(state, run.name, status="running", exit_code=None, message=None, **placement)
+                if run.done():
+                    run.close()
                     del running[slot]
-                    self._finished(state, child, code, stopping=stop_sent_at is not None, say=say)
-            time.sleep(0.1)
+                    self._finished(state, run, run.exit_code, stopping=stop_sent_at is not None, say=say)
+            time.sleep(pool.poll_s)
 
-    def _finished(self, state, child, code, stopping, say):
+    def _finished(self, state, run, code, stopping, say):
+        if run.never_started:  # stopped while it waited for a place to train
+            self._record(state, run.name, status="pending")
+            return
         if code == 0:
             status = "complete"
         elif stopping or code in INTERRUPTED_CODES:
             status = "interrupted"
         else:
             status = "failed"
-            say(f"[{child.name}] failed (exit code {code}); the other runs go on")
-        self._record(state, child.name, status=status, exit_code=code, message=child.last_line or f"exit code {code}")
+            say(f"[{run.name}] failed ({run.message or f'exit code {code}'}); the other runs go on")
+        self._record(state, run.name, status=status, exit_code=code,
+                     message=run.message or run.output.last_line or f"exit code {code}")
 
     def _record(self, state, name, **fields):
         state["runs"][name].update(fields)
