@@ -35,3 +35,16 @@ def test_summary_wraps_after_six_layers():
     assert (picture[0:2, 3:6] == 1).all() and (picture[2:4, 3:6] == 101).all()
     assert (picture[4:6, 0:3] == 6).all() and (picture[6:8, 0:3] == 106).all()
     assert (picture[4:, 3:] == 255).all()  # the empty cells of the second band stay white
+
+
+def test_frames_drawn_without_tfplot_equal_tfplot_ones(monkeypatch):
+    # On JAX and PyTorch the frames are drawn by the Agg canvas directly (tfplot imports TensorFlow).
+    import keras
+
+    panel = figures._HistogramPanel()
+    panel.update("act", np.random.default_rng(2).normal(size=(4, 9)))
+    by_tfplot = figures._to_array(panel.figure)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    by_agg = figures._to_array(panel.figure)
+    assert by_agg.shape == by_tfplot.shape and by_agg.shape[-1] == 4
+    np.testing.assert_array_equal(by_agg, by_tfplot)

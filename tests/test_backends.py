@@ -1,0 +1,182 @@
+"""The layers on every Keras backend: CI runs this file under KERAS_BACKEND=tensorflow, jax and torch.
+
+Each check is against the same independent references as the TensorFlow-only layer tests (the NumPy
+formulas of test_layers.py, the NumPy Funnel ReLU of test_funnel.py, the saved models of
+test_serialization.py); gradients come from the running backend's own automatic differentiation
+(``autodiff``), and a model saved here is loaded by each of the other two backends in a process of its own.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_frelu
+from layer_checks import ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class, sample_inputs, seeded_rng
+from test_funnel import np_funnel, np_funnel_training, randomise_funnel
+from test_layers import CHANNELS, REFERENCES, VARIANTS, assert_matches_formula, make_layer
+from test_serialization import LOADER, ROOT, RNG, saved_models
+
+BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND = keras.backend.backend()
+rng = pytest.fixture(seeded_rng, name="rng")
+
+
+def to_numpy(tensor):
+    """NumPy of a backend tensor (PyTorch's own conversion: Keras's warns under NumPy 2)."""
+    return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else keras.ops.convert_to_numpy(tensor)
+
+
+def autodiff(function, arrays):
+    """The gradients of the scalar ``function(*tensors)`` with respect to each tensor, at ``arrays``, by the
+    running backend's automatic differentiation; NumPy float64."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(array) for array in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = function(*tensors)
+        gradients = tape.gradient(value, tensors)
+    elif BACKEND == "jax":
+        import jax
+
+        gradients = jax.grad(lambda tensors: function(*tensors))([jax.numpy.asarray(array) for array in arrays])
+    else:
+        import torch
+
+        tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
+        gradients = torch.autograd.grad(function(*tensors), tensors)
+    return [to_numpy(gradient).astype(np.float64) for gradient in gradients]
+
+
+def layer_gradients(layer, x, cotangent, weights, training=None):
+    """``{"x": d/dx, name: d/d weight}`` of ``sum(cotangent * layer(x))``, the weights given as tensors
+    through a StatelessScope (how Keras's JAX trainer differentiates a layer)."""
+    variables = [weights[name] for name in weights]
+    cotangent = keras.ops.convert_to_tensor(cotangent.astype(np.float32))
+
+    def objective(x_tensor, *values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            outputs = layer(x_tensor, training=training)
+        return keras.ops.sum(keras.ops.cast(outputs, "float32") * cotangent)
+
+    arrays = [x.astype(np.float32)] + [to_numpy(variable.value) for variable in variables]
+    return dict(zip(["x", *weights], autodiff(objective, arrays)))
+
+
+def test_the_backend_under_test_is_one_ci_runs():
+    assert BACKEND in BACKENDS
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_layer_matches_numpy_formula(name, rng):
+    kwargs, formula = REFERENCES[name]
+    x = sample_inputs(rng)
+    layer, weights = make_layer(name, rng, kwargs, x)
+    assert_matches_formula(name, layer(x), formula(x.astype(np.float64), weights), x)
+
+
+@pytest.mark.parametrize("name, kwargs, formula", VARIANTS, ids=[f"{v[0]}-{i}" for i, v in enumerate(VARIANTS)])
+def test_layer_arguments_reach_the_formula(name, kwargs, formula, rng):
+    x = sample_inputs(rng)
+    layer, weights = make_layer(name, rng, kwargs, x)
+    assert_matches_formula(name, layer(x), formula(x.astype(np.float64), weights), x)
+
+
+@pytest.mark.parametrize("name", FUNNEL)
+@pytest.mark.parametrize("shape", [(3, 6), (3, 7, 5), (2, 6, 5, 5), (2, 4, 5, 3, 5)],
+                         ids=["rank2", "rank3", "rank4", "rank5"])
+def test_funnel_matches_numpy_depthwise_conv_and_batch_norm(name, shape, rng):
+    x = rng.normal(0, 1, shape).astype(np.float32)
+    layer = layer_class(name)()
+    layer.build(shape)
+    expected = np_funnel(x.astype(np.float64), randomise_funnel(layer, shape[-1], rng))
+    np.testing.assert_allclose(to_numpy(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
+    expected = np_funnel_training(x.astype(np.float64), randomise_funnel(layer, shape[-1], rng))
+    np.testing.assert_allclose(to_numpy(layer(x, training=True)), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_gradients_match_numpy_finite_differences(name, rng):
+    """The gradients for x and every weight against central differences of the NumPy formula (float64),
+    along random directions; random inputs, which lie on no kink."""
+    kwargs, formula = REFERENCES[name]
+    x = rng.normal(0.0, 3.0, (6, 5, CHANNELS)).astype(np.float32)
+    layer, weights = make_layer(name, rng, kwargs, x)
+    cotangent = rng.normal(size=x.shape)
+    analytic = layer_gradients(layer, x, cotangent, {key: getattr(layer, key) for key in sorted(weights)})
+    point = {"x": x.astype(np.float64), **{key: value.astype(np.float64) for key, value in weights.items()}}
+    assert all(analytic[key].shape == point[key].shape for key in point)
+
+    def perturbed(key, delta):
+        values = {**point, key: point[key] + delta}
+        return np.sum(formula(values.pop("x"), values) * cotangent)
+
+    assert_matches_central_differences(analytic, perturbed, tolerance=1e-4, rng=rng)
+
+
+@pytest.mark.parametrize("name", FUNNEL)
+def test_funnel_training_gradients_match_numpy_finite_differences(name, rng):
+    shape = (3, 5, 4, 3)
+    x = rng.normal(0, 1, shape)
+    layer = layer_class(name)()
+    layer.build(shape)
+    branches = randomise_funnel(layer, shape[-1], rng)
+    cotangent = rng.normal(size=shape)
+    analytic = layer_gradients(layer, x, cotangent, {"kernel": layer.kernels[0], "gamma": layer.gammas[0],
+                                                     "beta": layer.betas[0]}, training=True)
+
+    def perturbed(key, delta):
+        if key == "x":
+            return float(np.sum(np_funnel_training(x + delta, branches) * cotangent))
+        changed = [{**branches[0], key: branches[0][key].astype(np.float64) + delta}] + branches[1:]
+        return float(np.sum(np_funnel_training(x, changed) * cotangent))
+
+    assert_matches_central_differences(analytic, perturbed, tolerance=2e-3, rng=rng)
+
+
+@pytest.mark.parametrize("name", keras_frelu.available())
+def test_mixed_float16_computes_in_half_precision_with_float32_weights(name, rng):
+    x = rng.normal(0.0, 3.0, (4, 5, 5, CHANNELS)).astype(np.float32)
+    kwargs = REFERENCES.get(name, ({},))[0]
+    reference, _ = make_layer(name, rng, kwargs, x)
+    layer, _ = make_layer(name, rng, kwargs, x, dtype="mixed_float16")
+    layer.set_weights(reference.get_weights())
+    output = layer(x, training=False)
+    assert keras.backend.standardize_dtype(output.dtype) == "float16"
+    assert all(str(weight.dtype) == "float32" for weight in layer.weights)
+    np.testing.assert_allclose(to_numpy(output).astype(np.float32), to_numpy(reference(x, training=False)),
+                               rtol=1e-2, atol=2e-2)
+    weights = {weight.path: weight for weight in layer.trainable_weights}
+    gradients = layer_gradients(layer, x, rng.normal(size=x.shape), weights, training=True)
+    assert all(np.isfinite(gradient).all() for gradient in gradients.values())
+    assert np.abs(gradients["x"]).max() > 0
+
+
+@pytest.mark.parametrize("loader", [backend for backend in BACKENDS if backend != BACKEND])
+def test_models_saved_here_load_under_another_backend_with_the_same_outputs(loader, tmp_path):
+    # test_serialization.py's models (every activation with non-default arguments, random weights, the
+    # reference CNN and a ResNet) saved by this backend, loaded by ``loader`` in a process of its own.
+    inputs, expected = {}, {}
+    for key, model in saved_models().items():
+        x = RNG.normal(0.0, 2.0, (2,) + tuple(model.input_shape[1:])).astype(np.float32)
+        x.flat[:4] = (-1e3, -30.0, 30.0, 1e3)
+        model.save(tmp_path / f"{key}.keras")
+        inputs[key], expected[key] = x, to_numpy(model(x, training=False)).astype(np.float32)
+        expected[key + "/losses"] = np.array([to_numpy(loss) for loss in model.losses], np.float32)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    env = {**os.environ, "KERAS_BACKEND": loader, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path)], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = np.load(tmp_path / "loaded.npz")
+    assert sorted(loaded.files) == sorted(expected)
+    for key, value in expected.items():
+        assert np.isfinite(value).all(), key
+        # Another backend's kernels round differently; float16 ones by float16's precision
+        tolerance = 2e-2 if "mixed_float16" in key else 1e-4
+        np.testing.assert_allclose(loaded[key], value, rtol=tolerance, atol=tolerance, err_msg=key)
