@@ -60,6 +60,10 @@ def compile_model(model, config):
 
 def make_strategy(config):
     """The ``tf.distribute`` strategy of ``--strategy``; None for the default (no distribution)."""
+    if config.strategy != "default" and keras.backend.backend() != "tensorflow":
+        raise UsageError(f"--strategy {config.strategy} uses tf.distribute, which needs the TensorFlow backend, "
+                         f"but KERAS_BACKEND is {keras.backend.backend()}; set KERAS_BACKEND=tensorflow or drop "
+                         "--strategy")
     if config.strategy == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise UsageError("--strategy multi_worker needs TF_CONFIG describing the cluster "

@@ -72,6 +72,21 @@ def test_the_backend_under_test_is_one_ci_runs():
     assert BACKEND in BACKENDS
 
 
+def test_tf_distribute_strategies_need_the_tensorflow_backend():
+    from keras_frelu import config, training
+    from keras_frelu.errors import UsageError
+
+    mirrored = config.TrainConfig(strategy="mirrored")
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        assert isinstance(training.make_strategy(mirrored), tf.distribute.MirroredStrategy)
+    else:  # refused before anything runs, in one line that says what to do
+        with pytest.raises(UsageError, match=f"^--strategy mirrored uses tf.distribute, which needs the TensorFlow "
+                                             f"backend, but KERAS_BACKEND is {BACKEND}; set KERAS_BACKEND=tensorflow"):
+            training.make_strategy(mirrored)
+
+
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_layer_matches_numpy_formula(name, rng):
     kwargs, formula = REFERENCES[name]
