@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CLI_ENV, call_cli, popen_cli, run_cli
+from conftest import CLI_ENV, call_cli, error_lines, popen_cli, run_cli
 from tensorflow.python.framework import config as tf_config
 
 from keras_frelu import checkpoints, events
@@ -238,22 +238,25 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def run_workers(data_dir, train_dirs, logs, steps):
-    """Two workers on 127.0.0.1, each with its own --train_dir; their exit codes."""
+def run_workers(data_dir, train_dirs, logs, steps, *extra, codes=(0, 0)):
+    """Workers on 127.0.0.1, each with its own --train_dir, that must exit with ``codes``; their stderr."""
     workers = [f"127.0.0.1:{free_port()}" for _ in train_dirs]
     processes = []
     for index, train_dir in enumerate(train_dirs):
         env = {**CLI_ENV, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                                    "task": {"type": "worker", "index": index}})}
         processes.append(popen_cli("trainer.py", "--data_dir", data_dir, "--train_dir", train_dir,
-                                   "--strategy", "multi_worker", "--max_training_steps", steps, *DISTRIBUTED, env=env,
+                                   "--strategy", "multi_worker", "--max_training_steps", steps, *DISTRIBUTED, *extra,
+                                   env=env,
                                    stdout=open(logs / f"out{index}", "w"), stderr=open(logs / f"err{index}", "w")))
     try:
-        codes = [process.wait(timeout=300) for process in processes]
+        exits = [process.wait(timeout=300) for process in processes]
     finally:
         for process in processes:
             process.kill()
-    assert codes == [0, 0], [(logs / f"err{index}").read_text()[-2000:] for index in range(len(train_dirs))]
+    errors = [(logs / f"err{index}").read_text() for index in range(len(train_dirs))]
+    assert exits == list(codes), [error[-2000:] for error in errors]
+    return errors
 
 
 def test_multi_worker_strategy_with_two_processes_monitors_and_resumes_from_per_worker_folders(
@@ -278,6 +281,26 @@ def test_multi_worker_strategy_with_two_processes_monitors_and_resumes_from_per_
     assert train_losses(run_dir) == train_losses(mirrored_run)
     assert monitor_steps(run_dir) == [100, 200, 300]
     assert_monitor_matches_checkpoint(data_dir, run_dir, 300)
+
+
+def test_multi_worker_refuses_on_every_worker_a_checkpoint_the_flags_do_not_build(data_dir, tmp_path):
+    import keras
+
+    from keras_frelu import models
+
+    other = models.reference_cnn((8, 8, 1), 10, activation="frelu")
+    other.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    other.optimizer.build(other.trainable_variables)
+    path = checkpoints.save_checkpoint(other, str(tmp_path / "frelu_run"), 0)
+    folders = [tmp_path / "w0", tmp_path / "w1"]
+    chief, worker = run_workers(data_dir, folders, tmp_path, 100, "--activation", "relu", "--checkpoint", path,
+                                codes=(2, 2))
+    assert error_lines(chief) == [f"trainer.py: error: {path} holds another model than --model reference_cnn "
+                                  "--activation relu builds; under --strategy multi_worker the model is built from "
+                                  "the flags: give the flags it was trained with"]
+    assert error_lines(worker) == ["trainer.py: error: the chief worker cannot start from its saved model (its error "
+                                   "says why); fix the chief's flags and rerun every worker"]
+    assert not any(folders[0].iterdir()) and not folders[1].exists()  # no run folder is left behind
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
