@@ -15,6 +15,8 @@ echoed with the run's name, failures, Ctrl-C, TensorBoard, the report) stays in 
 - **Ctrl-C**: ``ray.cancel`` raises KeyboardInterrupt in the task, which forwards one SIGINT to its trainer
   (it exits 130 with its checkpoints intact) and returns the exit code; a second Ctrl-C cancels with
   ``force=True``, which ends the worker, and the trainer with it.
+- **script.py killed outright**: Ray ends its job's tasks, and their trainers with them (killed: their
+  checkpoints stay loadable); runs.json still says running, and the same command resumes them.
 - **A node that dies**: Ray retries the task (``max_retries``) on another node, and trainer.py resumes from
   the run's last checkpoint on the shared storage. One writer per run relies on two things. A trainer dies
   with its Ray worker (``PR_SET_PDEATHSIG``), and a worker with its node's raylet, which exits when the
@@ -265,9 +267,13 @@ class RayPool:
         probe_dir = os.path.join(parent, f".ray-check-{token[:12]}")
         check = self.ray.remote(num_cpus=0, max_retries=0)(check_node)
         try:
-            os.mkdir(probe_dir)
-            with open(os.path.join(probe_dir, "driver"), "w") as handle:
-                handle.write(token)
+            try:
+                os.mkdir(probe_dir)
+                with open(os.path.join(probe_dir, "driver"), "w") as handle:
+                    handle.write(token)
+            except OSError as error:
+                raise UsageError(f"--train_dir: cannot write into {parent} ({error.strerror}); choose a folder this "
+                                 "machine and every node can write") from None
             refs = {check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
                     .remote(probe_dir, token, paths): node for node in nodes}
             ready, late = self.ray.wait(list(refs), num_returns=len(refs), timeout=CHECK_TIMEOUT_S)
@@ -295,7 +301,8 @@ class RayPool:
         cpus = sum(node["Resources"].get("CPU", 0) for node in nodes)
         gpus = sum(node["Resources"].get("GPU", 0) for node in nodes)
         per_run = f"{self.cpus} CPU(s)" + (f" and {self.gpus:g} GPU(s)" if self.gpus else "")
-        return (f"training on the Ray cluster at {self.address}: {len(nodes)} node(s) with {cpus:g} CPUs and "
+        return (f"training on the Ray cluster at {self.address}: {len(nodes)} node{'s' * (len(nodes) != 1)} with "
+                f"{cpus:g} CPUs and "
                 f"{gpus:g} GPUs, {per_run} per run, {self.slots()} at once")
 
     def slots(self):

@@ -109,7 +109,7 @@ def test_runs_spread_over_both_nodes_and_report_equals_each_runs_metrics(cluster
         log = (folder / "logs" / f"{name}.log").read_text()
         assert HEADER.findall(log) == [node_of(runs[name])]
         assert runs[name]["message"] in log and "step 200" in runs[name]["message"]
-    assert "training on the Ray cluster at" in result.stdout and "2 node(s)" in result.stdout
+    assert "training on the Ray cluster at" in result.stdout and "2 nodes with 2 CPUs" in result.stdout
     assert "| digits | lrelu | 2 |" in result.stdout
     assert not list(train_dir.rglob(".ray-check-*"))  # the storage check leaves nothing behind
 
