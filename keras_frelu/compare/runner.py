@@ -6,10 +6,11 @@ pool only starts, polls and stops runs: ``LocalPool`` (trainer.py children of th
 ``parallel`` at once) or ``keras_frelu.compare.ray_runner.RayPool`` (one Ray task per run on a cluster).
 
 A pool has ``begin(pending)`` (before the first run; returns how it trains them, for the start line),
-``slots()`` (runs to train at once), ``start(slot, config, command, log_path, output)`` -> a run handle, ``update(handles)`` (once per loop
-turn), ``poll_s`` and ``close()``. A run handle has ``name``, ``output``, ``placed()`` (runs.json fields
-once the run has started, then None), ``done()``, ``exit_code`` (None if the run ended without one),
-``never_started``, ``message`` (a failure the output does not tell), ``interrupt()``, ``kill()``, ``close()``.
+``slots()`` (runs to train at once), ``start(slot, config, command, log_path, output)`` -> a run handle,
+``update(handles)`` (once per loop turn), ``poll_s`` and ``close()``. A run handle has ``name``, ``output``,
+``placed()`` (runs.json fields once the run has started, then None), ``done()``, ``exit_code`` (None if
+the run ended without one), ``never_started``, ``message`` (a failure its output does not tell),
+``interrupt()``, ``kill()`` and ``close()``.
 
 Ctrl-C (SIGINT) or SIGTERM: this process asks every run to stop as Ctrl-C stops trainer.py (it stops with
 its checkpoints intact, as they are written atomically), waits for them (a second Ctrl-C, or
