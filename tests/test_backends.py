@@ -172,23 +172,30 @@ def test_mixed_float16_computes_in_half_precision_with_float32_weights(name, rng
     assert np.abs(gradients["x"]).max() > 0
 
 
-@pytest.mark.parametrize("loader", [backend for backend in BACKENDS if backend != BACKEND])
-def test_models_saved_here_load_under_another_backend_with_the_same_outputs(loader, tmp_path):
-    # test_serialization.py's models (every activation with non-default arguments, random weights, the
-    # reference CNN and a ResNet) saved by this backend, loaded by ``loader`` in a process of its own.
+@pytest.fixture(scope="module")
+def saved_here(tmp_path_factory):
+    """test_serialization.py's models (every activation with non-default arguments, random weights, the
+    reference CNN and a ResNet) saved by this backend, with their inputs; and their outputs here."""
+    directory = tmp_path_factory.mktemp("saved_by_" + BACKEND)
     inputs, expected = {}, {}
     for key, model in saved_models().items():
         x = RNG.normal(0.0, 2.0, (2,) + tuple(model.input_shape[1:])).astype(np.float32)
         x.flat[:4] = (-1e3, -30.0, 30.0, 1e3)
-        model.save(tmp_path / f"{key}.keras")
+        model.save(directory / f"{key}.keras")
         inputs[key], expected[key] = x, to_numpy(model(x, training=False)).astype(np.float32)
         expected[key + "/losses"] = np.array([to_numpy(loss) for loss in model.losses], np.float32)
-    np.savez(tmp_path / "inputs.npz", **inputs)
+    np.savez(directory / "inputs.npz", **inputs)
+    return directory, expected
+
+
+@pytest.mark.parametrize("loader", [backend for backend in BACKENDS if backend != BACKEND])
+def test_models_saved_here_load_under_another_backend_with_the_same_outputs(loader, saved_here):
+    directory, expected = saved_here
     env = {**os.environ, "KERAS_BACKEND": loader, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path)], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=600)
+    result = subprocess.run([sys.executable, "-c", LOADER, str(directory)], capture_output=True, text=True,
+                            env=env, cwd=directory, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    loaded = np.load(tmp_path / "loaded.npz")
+    loaded = np.load(directory / "loaded.npz")
     assert sorted(loaded.files) == sorted(expected)
     for key, value in expected.items():
         assert np.isfinite(value).all(), key
