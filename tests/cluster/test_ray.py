@@ -272,3 +272,47 @@ def test_a_node_that_does_not_see_the_folder_is_named_in_one_line_before_anythin
         node.terminate()
         node.wait(timeout=60)
         node.stdout.close()
+
+
+HOLDER = """
+import fcntl, os, socket, sys, time
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+handle.write(f"process {os.getpid()} on {socket.gethostname()} (an attempt Ray gave up on)\\n")
+handle.flush()
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_retried_run_waits_for_the_writer_that_still_holds_its_lock(cluster, data_dir, tmp_path):
+    from keras_frelu.compare import plan
+    from keras_frelu.config import build_parser as trainer_parser
+
+    cluster, workers = cluster
+    train_dir = tmp_path / "runs"
+    name = RUN.format("relu", 0)
+    base = plan.trainer_config(trainer_parser(), ["--data_dir", str(data_dir), *map(str, TRAINER_FLAGS)])
+    run_dir = train_dir / plan.default_name(base, ["digits"]) / name
+    run_dir.mkdir(parents=True)
+    # The comparison folder must look like script.py's own: an earlier attempt made it.
+    (run_dir.parent / "runs.json").write_text('{"runs": [], "trainer_args": []}')
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, run_dir / ".lock", "20"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        released_at = time.time() + 20  # the holder's end, and its lock's
+        result = run_cli("script.py", *script_args(cluster, train_dir, data_dir, "--activations", "relu",
+                                                   "--no_tensorboard", "--exit_when_done"), env=ENV, timeout=TIMEOUT_S)
+        assert holder.poll() == 0  # it held the lock to its end
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (run_dir.parent / "logs" / f"{name}.log").read_text()
+    assert f"waiting for process {holder.pid} on " in log
+    # Without the wait trainer.py would have refused (RunLocked, exit 2): it started once the holder ended.
+    assert (run_dir / "config.json").stat().st_mtime >= released_at
+    assert read_json(run_dir / "metrics.json")["complete"]
+    assert read_json(run_dir / "config.json")["start_step"] == 0
