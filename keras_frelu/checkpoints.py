@@ -72,16 +72,27 @@ def load_checkpoint(path):
 
 
 def load_latest(run, say=print):
-    """``(model, path)`` of the newest checkpoint of ``run`` that loads, or ``(None, None)``. Each newer one
-    that does not load is renamed ``*.corrupt`` (kept for inspection) with a one-line note via ``say``."""
+    """``(model, path)`` of the newest undamaged checkpoint of ``run``, or ``(None, None)``. Each newer one
+    whose archive is damaged is renamed ``*.corrupt`` (kept for inspection) with a one-line note via ``say``;
+    any other loading error (a bug, a collective that failed) is raised, and no checkpoint is touched."""
     for _, path in reversed(list_checkpoints(run)):
-        try:
+        damage = _damage(path)
+        if damage is None:
             return load_checkpoint(path), path
-        except Exception as error:  # noqa: BLE001 - any damage (zip, HDF5, JSON) means: not loadable
-            os.replace(path, path + CORRUPT_SUFFIX)
-            say(f"{path} does not load ({type(error).__name__}: {_first_line(error)}); moved aside as "
-                f"{os.path.basename(path)}{CORRUPT_SUFFIX}, using the checkpoint before it")
+        os.replace(path, path + CORRUPT_SUFFIX)
+        say(f"{path} does not load ({damage}); moved aside as {os.path.basename(path)}{CORRUPT_SUFFIX}, using "
+            "the checkpoint before it")
     return None, None
+
+
+def _damage(path):
+    """Why the ``.keras`` archive at ``path`` is damaged (cut short, overwritten, a failing CRC), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            failing = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        return f"not a whole .keras archive: {_first_line(error)}"
+    return None if failing is None else f"its member {failing} fails its checksum"
 
 
 def check_loadable(path, flag="--checkpoint"):

@@ -275,7 +275,8 @@ class TrainingLoop(keras.callbacks.Callback):
             "test_loss_at_best_validation": self.at_best.get("test_loss_at_best_validation"),
             "wall_time_s": self.previous.get("wall_time_s", 0.0) + time.perf_counter() - self.started,
             # The median window: robust to the first window of each process, which includes tracing.
-            "images_per_s": statistics.median(record["images_per_s"] for record in history) if history else 0.0,
+            "images_per_s": statistics.median(speeds) if (speeds := [record["images_per_s"] for record in history
+                                                                     if "images_per_s" in record]) else 0.0,
             "history": history,
         }
 
@@ -401,7 +402,10 @@ def _train(config, dataset, strategy, callbacks, run, chief):
         run.write_config({"flags": dataclasses.asdict(config), "versions": library_versions(),
                           "dataset": dataset_summary(dataset), "resumed_from": resume_from,
                           "start_step": start_step})
-    if start_step >= config.max_training_steps:
+    trained = start_step >= config.max_training_steps
+    # A run stopped after its last checkpoint but before it was marked complete is completed without training
+    # (not under multi_worker: the other workers, which cannot tell, would wait in a collective).
+    if trained and (previous.get("complete") or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
         print(f"{run} is already trained to step {start_step} (--max_training_steps "
               f"{config.max_training_steps}); raise --max_training_steps to train further")
         return previous
@@ -429,7 +433,7 @@ def _train(config, dataset, strategy, callbacks, run, chief):
             labels=dataset.test_labels[:16], statistics_sample=statistics_sample(dataset, config.monitor_statistics_size),
             every_n_steps=config.monitor_step))
 
-    windows = math.ceil((config.max_training_steps - start_step) / config.log_step)
+    windows = max(0, math.ceil((config.max_training_steps - start_step) / config.log_step))
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -448,6 +452,9 @@ def _train(config, dataset, strategy, callbacks, run, chief):
             "start a new run (another --prefix)")
 
     with strategy.scope() if strategy else contextlib.nullcontext():
+        if trained:  # the final figures of the checkpoint's weights; its window's training figures are lost
+            loop.history.append({"step": start_step, **{key: value for split in evaluation_data
+                                                        for key, value in loop.evaluate(split, write=False).items()}})
         loop.test_at_best()
         predictions = evaluation.predict(model, evaluation_data["test"], dataset.test_labels)
     metrics = loop.metrics(complete=True)

@@ -234,3 +234,21 @@ def test_after_a_resume_every_step_is_in_the_event_files_once(data_dir, tmp_path
     finally:
         board.terminate()
         board.wait(timeout=30)
+
+
+def test_a_run_stopped_after_its_last_checkpoint_is_completed_without_training(data_dir, tmp_path):
+    args = ["--data_dir", data_dir, "--train_dir", tmp_path, *FAST, "--max_training_steps", 200]
+    assert call_cli("trainer.py", *args)[0] == 0
+    run = tmp_path / RUN
+    finished = read_json(run / "metrics.json")
+    # As if stopped between the checkpoint of step 200 and the completion: the metrics of step 100.
+    (run / "metrics.json").write_text(json.dumps({**finished, "complete": False, "step": 100,
+                                                  "history": finished["history"][:5]}))
+    os.remove(run / "predictions.npz")
+    code, out, err = call_cli("trainer.py", *args)
+    assert code == 0, err
+    completed = read_json(run / "metrics.json")
+    assert completed["complete"] and completed["step"] == 200
+    assert completed["test_accuracy"] == finished["test_accuracy"]  # the same weights, evaluated again
+    assert completed["history"][-1]["step"] == 200 and (run / "predictions.npz").exists()
+    assert "is already trained to step 200" in call_cli("trainer.py", *args)[1]  # and now it stays so

@@ -1,4 +1,6 @@
-"""The layers on every Keras backend: CI runs this file under KERAS_BACKEND=tensorflow, jax and torch.
+"""The layers on every Keras backend: CI runs this file under KERAS_BACKEND=tensorflow, jax and torch
+(`.venv/bin/python -m pip install "torch==2.13.0" jax jaxlib`, then `KERAS_BACKEND=jax .venv/bin/python -m
+pytest tests/backends`; see .ci/run).
 
 Each check is against the same independent references as the TensorFlow-only layer tests (the NumPy
 formulas of test_layers.py, the NumPy Funnel ReLU of test_funnel.py, the saved models of
