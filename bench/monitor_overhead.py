@@ -3,7 +3,8 @@
 Runs alternate (without, with, with, without, ...) so that drifts of the machine hit both the same way;
 each run builds the model afresh (same seed) and trains ``--steps`` steps with ``model.fit`` on synthetic
 images of ``--shape``; the monitor runs at its defaults (every 100 steps, figures every 1000, a final set
-at the end) on a fixed sample of 16 images with labels (so gradient norms are included). The wall time of
+at the end) on a fixed sample of 16 images with labels (so gradient norms are included) and statistics over
+``--statistics_size`` images, as trainer.py runs it. The wall time of
 ``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``, and the median of
 the per-pair ratios (each run with the monitor against the run without it next to it). On a shared machine
 those differences of noisy totals can swing by more than the monitor costs, so two steadier figures are
@@ -46,6 +47,9 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (default 3)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--activation", default="relu")
+    parser.add_argument("--statistics_size", type=int, default=512,
+                        help="images in the monitor's statistics sample, as trainer.py's --monitor_statistics_size "
+                             "(default 512; digits' validation split has 144)")
     args = parser.parse_args(argv)
     for name in ("steps", "repeats", "batch_size"):
         if getattr(args, name) < 1:
@@ -62,7 +66,7 @@ def synthetic_data(shape, batch_size, seed=0):
     images = rng.random((1024, *shape), dtype=np.float32)
     labels = rng.integers(0, NUM_CLASSES, 1024).astype(np.int32)
     dataset = make_dataset(images, labels, batch_size, seed=seed, repeat=True, drop_remainder=True)
-    return dataset, images[:SAMPLE_SIZE], labels[:SAMPLE_SIZE]
+    return dataset, images[:SAMPLE_SIZE], labels[:SAMPLE_SIZE], images
 
 
 class TimedMonitor(ActivationMonitor):
@@ -103,12 +107,14 @@ def timed_fit(args, dataset, steps, callbacks):
 def main(argv=None):
     args = parse_args(argv)
     load_at_start = os.getloadavg()[0]
-    dataset, sample, labels = synthetic_data(tuple(args.shape), args.batch_size)
+    dataset, sample, labels, pool = synthetic_data(tuple(args.shape), args.batch_size)
+    statistics_sample = pool[:args.statistics_size]
     timed_fit(args, dataset, 20, [])  # warm-up: TensorFlow's one-time start-up costs belong to neither side
     runs = {"without": [], "with": [], "inside": [], "background": []}
     with tempfile.TemporaryDirectory() as log_root:
         for repeat in range(args.repeats):
-            monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels)
+            monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels,
+                                   statistics_sample=statistics_sample)
             # A B B A: a drift of the machine (or of the process) over the runs favours neither side
             for kind in ("without", "with") if repeat % 2 == 0 else ("with", "without"):
                 runs[kind].append(timed_fit(args, dataset, args.steps, [monitor] if kind == "with" else []))
@@ -123,6 +129,7 @@ def main(argv=None):
     pair_ratio = statistics.median(w[0] / o[0] for o, w in zip(runs["without"], runs["with"]))
     shape = "x".join(map(str, args.shape))
     print(f"reference_cnn ({args.activation}), {shape} images, batch {args.batch_size}, {args.steps} steps, "
+          f"statistics over {len(statistics_sample)} images, "
           f"{args.repeats} runs each: median wall without monitor {without:.2f} s "
           f"({without / args.steps * 1000:.1f} ms/step), with {with_monitor:.2f} s: overhead "
           f"{with_monitor / without - 1:+.1%} (median of pair ratios {pair_ratio - 1:+.1%}); median CPU without "
