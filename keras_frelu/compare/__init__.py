@@ -13,8 +13,8 @@
   the per-dataset figures: built from the runs' event files, metrics.json and predictions.npz only.
 
 One job per module: ``plan`` (the runs and the folder name), ``resources`` (runs at once, threads and
-GPUs per run), ``state`` (runs.json), ``tensorboard``, ``runner`` (the trainer children, Ctrl-C),
-``command`` (script.py's flags and main); the report: ``results`` (reading the runs), ``statistics``,
+GPUs per run), ``state`` (runs.json), ``tensorboard``, ``runner`` (one scheduling loop; the local process
+pool), ``ray_runner`` (the runs as Ray tasks on a cluster), ``command`` (script.py's flags and main); the report: ``results`` (reading the runs), ``statistics``,
 ``speed``, ``comparisons`` and ``observations`` (the numbers), ``figures``, ``summary`` (comparison.json),
 ``markdown`` (comparison.md) and ``report`` (the entry points).
 
