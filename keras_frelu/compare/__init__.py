@@ -14,9 +14,10 @@
 
 One job per module: ``plan`` (the runs and the folder name), ``resources`` (runs at once, threads and
 GPUs per run), ``state`` (runs.json), ``tensorboard``, ``runner`` (one scheduling loop; the local process
-pool), ``ray_runner`` (the runs as Ray tasks on a cluster), ``command`` (script.py's flags and main); the report: ``results`` (reading the runs), ``statistics``,
-``speed``, ``comparisons`` and ``observations`` (the numbers), ``figures``, ``summary`` (comparison.json),
-``markdown`` (comparison.md) and ``report`` (the entry points).
+pool), ``ray_runner`` (the runs as Ray tasks on a cluster), ``command`` (script.py's flags and main); the
+report: ``results`` (reading the runs), ``statistics``, ``speed``, ``comparisons`` and ``observations`` (the
+numbers), ``figures``, ``summary`` (comparison.json), ``markdown`` (comparison.md) and ``report`` (the entry
+points).
 
 The default folder name hashes the trainer flags that define the experiment (those ``trainer.py`` refuses
 to change when it resumes a run), so rerunning a command finds its folder and resumes its runs, while
