@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 import keras_frelu
-from layer_checks import ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class, sample_inputs, seeded_rng
+from layer_checks import ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class, seeded_rng
 from test_funnel import np_funnel, np_funnel_training, randomise_funnel
-from test_layers import CHANNELS, REFERENCES, VARIANTS, assert_matches_formula, make_layer
+from test_layers import CHANNELS, REFERENCES, make_layer
+# test_layers' NumPy-reference tests are backend-neutral: imported here, pytest runs them under every backend.
+from test_layers import test_layer_arguments_reach_the_formula, test_layer_matches_numpy_formula  # noqa: F401
 from test_serialization import LOADER, ROOT, RNG, saved_models
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -87,21 +89,6 @@ def test_tf_distribute_strategies_need_the_tensorflow_backend():
         with pytest.raises(UsageError, match=f"^--strategy mirrored uses tf.distribute, which needs the TensorFlow "
                                              f"backend, but KERAS_BACKEND is {BACKEND}; set KERAS_BACKEND=tensorflow"):
             training.make_strategy(mirrored)
-
-
-@pytest.mark.parametrize("name", ELEMENTWISE)
-def test_layer_matches_numpy_formula(name, rng):
-    kwargs, formula = REFERENCES[name]
-    x = sample_inputs(rng)
-    layer, weights = make_layer(name, rng, kwargs, x)
-    assert_matches_formula(name, layer(x), formula(x.astype(np.float64), weights), x)
-
-
-@pytest.mark.parametrize("name, kwargs, formula", VARIANTS, ids=[f"{v[0]}-{i}" for i, v in enumerate(VARIANTS)])
-def test_layer_arguments_reach_the_formula(name, kwargs, formula, rng):
-    x = sample_inputs(rng)
-    layer, weights = make_layer(name, rng, kwargs, x)
-    assert_matches_formula(name, layer(x), formula(x.astype(np.float64), weights), x)
 
 
 @pytest.mark.parametrize("name", FUNNEL)
