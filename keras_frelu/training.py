@@ -174,9 +174,13 @@ class TrainingLoop(keras.callbacks.Callback):
             self.diverged_at = self.step
             self.model.stop_training = True
             return
-        self.bar.update(self.config.steps_per_execution)
         if self.first_step and not self.bar.disable:
-            self.bar.initial, self.bar.start_t = self.bar.n, time.time()
+            # The first step traces the graph: counted, but left out of the rate and the ETA from the start.
+            self.bar.n = self.bar.last_print_n = self.bar.initial = self.bar.n + self.config.steps_per_execution
+            self.bar.start_t = self.bar.last_print_t = time.time()
+            self.bar.refresh()
+        else:
+            self.bar.update(self.config.steps_per_execution)
         self.first_step = False
         if self.bar.n % 10 == 0 or self.step >= self.config.max_training_steps:
             elapsed = time.perf_counter() - self.window_start

@@ -252,3 +252,13 @@ def test_a_run_stopped_after_its_last_checkpoint_is_completed_without_training(d
     assert completed["test_accuracy"] == finished["test_accuracy"]  # the same weights, evaluated again
     assert completed["history"][-1]["step"] == 200 and (run / "predictions.npz").exists()
     assert "is already trained to step 200" in call_cli("trainer.py", *args)[1]  # and now it stays so
+
+
+def test_the_progress_bar_leaves_the_tracing_step_out_of_its_rate_and_eta(data_dir, tmp_path):
+    code, _, err = call_cli("trainer.py", "--data_dir", data_dir, "--train_dir", tmp_path, "--no_monitor",
+                            "--max_training_steps", 40, "--log_step", 20, "--test_sample_step", 20,
+                            "--output_save_step", 20)
+    assert code == 0
+    shown = [segment for segment in err.replace("\r", "\n").splitlines() if "/40 [" in segment]
+    first = next(segment for segment in shown if " 1/40 [" in segment)
+    assert "<?, ?step/s]" in first, first  # no rate or ETA from the step that traced the graph
