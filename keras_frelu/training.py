@@ -15,8 +15,10 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import tempfile
+import threading
 import time
 
 import h5py
@@ -154,6 +156,7 @@ class TrainingLoop(keras.callbacks.Callback):
         self.best_weights = _read_best_weights(run, self.best_step) if chief and self.best_step else None
         self.best_saved = True
         self.at_best = {}
+        self.interrupted = False  # set by Ctrl-C (see ``interrupts_kept``)
 
     # -- per step --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -167,6 +170,7 @@ class TrainingLoop(keras.callbacks.Callback):
         self.window_steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self._stop_if_interrupted()
         self.step += self.config.steps_per_execution
         self.window_steps += self.config.steps_per_execution
         loss = float(logs["loss"])
@@ -213,8 +217,32 @@ class TrainingLoop(keras.callbacks.Callback):
         self.history.append(record)
         if last or self.step % self.config.output_save_step == 0:
             self.save()
+        self._stop_if_interrupted()
         self.window_start = time.perf_counter()
         self.window_steps = 0
+
+    @contextlib.contextmanager
+    def interrupts_kept(self):
+        """Ctrl-C raises KeyboardInterrupt at once, as Python's own handler does, and again at the end of the
+        next step or window if a library swallowed it (Keras's saving code has bare ``except:`` clauses)."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield  # signals reach the main thread only; a handler of the caller's own stays
+            return
+
+        def request(signum, frame):
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _stop_if_interrupted(self):
+        if self.interrupted:
+            raise KeyboardInterrupt
 
     def evaluate(self, split, write=True):
         """``{split_loss, split_accuracy}`` over the whole split, in inference mode (written to ``split/``)."""
@@ -439,7 +467,7 @@ def _train(config, dataset, strategy, callbacks, run, chief):
 
     windows = max(0, math.ceil((config.max_training_steps - start_step) / config.log_step))
     try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
+        with loop.interrupts_kept(), strategy.scope() if strategy else contextlib.nullcontext():
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 _work_around_keras_multi_worker(model)
             model.fit(train_data, epochs=windows, steps_per_epoch=config.log_step, callbacks=all_callbacks,

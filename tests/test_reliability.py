@@ -3,6 +3,7 @@
 abandoned download staging folders, and every step once in the event files after a resume."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 from conftest import CLI_ENV, call_cli, popen_cli
 from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
-from keras_frelu import checkpoints, events, models
+from keras_frelu import checkpoints, config, events, models, training
 from keras_frelu.data import sources
 
 FAST = ["--no_monitor", "--no_progress", "--learning_rate", "3e-3", "--log_step", "20",
@@ -126,11 +127,41 @@ def test_a_second_trainer_on_the_same_run_is_refused_and_the_first_loses_nothing
             time.sleep(0.05)
     finally:
         first.send_signal(signal.SIGINT)
-        assert first.wait(timeout=120) == 130
+        try:
+            assert first.wait(timeout=120) == 130
+        finally:
+            first.kill()  # never left training after a failed assertion
     saved = checkpoints.list_checkpoints(tmp_path / RUN)
     for step, path in saved:
         assert int(checkpoints.load_checkpoint(path).optimizer.iterations.numpy()) == step
     assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_swallowed_by_a_library_still_stops_training_at_the_next_step(data_dir, tmp_path):
+    """Keras's saving code catches every exception with a bare ``except:``: a Ctrl-C that lands there must
+    still stop the run (it once trained on past its SIGINT)."""
+    run_config = dataclasses.replace(config.TrainConfig(), data_dir=str(data_dir), train_dir=str(tmp_path),
+                                     progress=False, no_monitor=True, log_step=10, output_save_step=10,
+                                     test_sample_step=10, max_training_steps=1000)
+
+    class SwallowsCtrlC(keras.callbacks.Callback):
+        steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if self.steps == 15:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(1)  # the handler runs here
+                except BaseException:  # as Keras's ``except:``
+                    pass
+
+    swallower = SwallowsCtrlC()
+    with pytest.raises(KeyboardInterrupt):
+        training.train(run_config, callbacks=[swallower])
+    assert swallower.steps == 15  # stopped at the end of the next step
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert [step for step, _ in checkpoints.list_checkpoints(tmp_path / RUN)] == [10]
 
 
 def test_a_corrupt_newest_checkpoint_is_moved_aside_and_the_one_before_used(data_dir, tmp_path):
