@@ -249,6 +249,11 @@ def test_a_monitor_step_during_training_sees_the_weights_of_that_step(run):
             norm = math.sqrt(sum(float(np.sum(as_numpy(weight).astype(np.float64) ** 2))
                                  for weight in layer.trainable_weights))
             assert float(value_at(run["events"], f"weight_norm/{layer.name}", 3)) == pytest.approx(norm, rel=1e-5)
+    # The statistics too: computed in the background from the weights copied at step 3, while training went on.
+    for name, values in zip(run["layers"], layer_outputs(after_3, run["layers"], run["statistics_sample"])):
+        for statistic, expected in numpy_statistics(values).items():
+            got = float(value_at(run["events"], f"activations/{name}/{statistic}", 3))
+            assert got == pytest.approx(expected, rel=1e-5, abs=1e-6), (name, statistic)
     bias = float(as_numpy(after_3.get_layer("act_fc1").bias))
     assert float(value_at(run["events"], "parameters/act_fc1/bias", 3)) == pytest.approx(bias, rel=1e-6)
     assert bias != pytest.approx(float(value_at(run["events"], "parameters/act_fc1/bias", STEPS)), rel=1e-6)

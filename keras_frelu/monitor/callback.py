@@ -7,8 +7,7 @@ import numpy as np
 
 from keras_frelu import models
 from keras_frelu.errors import UsageError
-from keras_frelu.monitor import compute
-from keras_frelu.monitor import figures as panels
+from keras_frelu.monitor import compute, figure_process
 from keras_frelu.monitor.background import BackgroundThread
 from keras_frelu.monitor import summaries as summary_module
 from keras_frelu.monitor.images import activation_image
@@ -54,9 +53,10 @@ class ActivationMonitor(keras.callbacks.Callback):
     workers (under ``MultiWorkerMirroredStrategy`` give it to the chief alone).
 
     A final set (figures included) is written at the end of every ``fit`` unless its last step already has
-    one. The hooks only run one compiled computation and copy the parameters; statistics, pictures, figures and
-    the event writes run in a background thread while training goes on, and the end of ``fit`` (and
-    ``write``) waits for them and closes the event file. A monitor that starts at a step other than 0 (a
+    one. The hooks only copy the model's variables; the monitor's computation (``keras_frelu.monitor.compute``),
+    statistics, pictures and the event writes run in a background thread while training goes on, the figures in a child process (one per
+    Python process, kept for later fits; ``keras_frelu.monitor.figure_process``), and the end of ``fit``
+    (and ``write``) waits for them and closes the event file. A monitor that starts at a step other than 0 (a
     resumed run) marks the restart in its event files, so TensorBoard drops the replayed steps.
 
     Args:
@@ -107,7 +107,6 @@ class ActivationMonitor(keras.callbacks.Callback):
             keras.tree.map_structure(lambda array: _tensors(np.asarray(array)[start:start + batch]), statistics_sample)
             for start in range(0, size, batch)]
         self.monitored = []
-        self._figures = None
         self._background = BackgroundThread()
         self._outputs_model = self._computation = None
         self._writer = None
@@ -117,7 +116,6 @@ class ActivationMonitor(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         self.monitored = _select_layers(model, self.layer_selection)
-        self._figures = panels.FigureSets([layer.name for layer in self.monitored])
         self._computation = None
         try:
             # One forward pass gives the monitored outputs and the predictions (for the gradients).
@@ -139,12 +137,13 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
         if self._computation is None:
-            # Traced in the background while the first steps train, which it would otherwise hold up
+            # Compiled in the background while the first steps train, which it would otherwise hold up
             # (the statistics function for its two batch sizes).
-            self._background.submit(self._model_computation().prepare, self._sample, self._gradient_labels(),
-                                    self._statistics_batches[:1] + self._statistics_batches[-1:])
-        if self.switches["figures"]:
-            self._background.submit(self._figures.prepare)
+            computation = self._model_computation()
+            self._background.submit(computation.prepare, computation.snapshot(), self._sample,
+                                    self._gradient_labels(), self._statistics_batches[:1] + self._statistics_batches[-1:])
+        if self.switches["figures"]:  # starts the figure process and builds its figures
+            self._background.submit(self._draw_figures, None)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_steps = 0
@@ -168,25 +167,39 @@ class ActivationMonitor(keras.callbacks.Callback):
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, step, summaries=True, figures=True, wait=True):
-        """Write the summaries and/or the figures of the model as it is now, at ``step``. The model's state
-        is read now; the summaries are built and written in the background thread. ``wait``: until
-        everything asked for so far is written (otherwise errors of earlier writes are raised here)."""
+        """Write the summaries and/or the figures of the model as it is now, at ``step``. The model's
+        variables are copied now; the numbers are computed and the summaries built and written in the
+        background thread. ``wait``: until everything asked for so far is written (otherwise errors of
+        earlier writes are raised here)."""
         figures = figures and self.switches["figures"]
         if summaries or figures:
-            computation = self._model_computation()
-            activations, norms = computation.values(self._sample, self._gradient_labels())
+            state = self._model_computation().snapshot()
+            self._background.submit(self._write_step, step, state, self._parameters() if summaries else None,
+                                    figures)
             if summaries:
-                reductions = [computation.reductions(batch) for batch in self._statistics_batches]
-                self._background.submit(self._write_event, step, self._summaries, activations, reductions, norms,
-                                        self._parameters())
                 self._summaries_step = step
             if figures:
-                self._background.submit(self._write_event, step, self._figures.draw, activations)
                 self._figures_step = step
         if wait:
             self._background.wait()
         else:
             self._background.check()
+
+    def _write_step(self, step, state, parameters, figures):
+        """A background job: the numbers of the model's ``state`` (``Computation.snapshot``), written as one
+        event of summaries (unless ``parameters`` is None) and one of figures; each event is flushed so that
+        a live TensorBoard sees it."""
+        computation = self._computation
+        activations, norms = computation.values(state, self._sample, self._gradient_labels())
+        events = []
+        if parameters is not None:
+            reductions = [computation.reductions(state, batch) for batch in self._statistics_batches]
+            events.append(self._summaries(activations, reductions, norms, parameters))
+        if figures:
+            events.append(self._draw_figures(activations))
+        for values in events:
+            self._writer.write(step, values)
+            self._writer.flush()
 
     def _model_computation(self):
         """The model's ``compute.Computation``, made at first use; reading ``self.model`` brings JAX's
@@ -197,14 +210,12 @@ class ActivationMonitor(keras.callbacks.Callback):
                                                     weight_norms=self.switches["weight_norms"])
         return self._computation
 
+    def _draw_figures(self, activations):
+        """The figures' summary values, drawn in the figure process (``figure_process``)."""
+        return figure_process.shared().draw([layer.name for layer in self.monitored], activations)
+
     def _gradient_labels(self):
         return self._labels if self.switches["weight_norms"] else None
-
-    def _write_event(self, step, build, *args):
-        """A background job: the summary values ``build(*args)`` as one event at ``step``, flushed so that a
-        live TensorBoard sees them."""
-        self._writer.write(step, build(*args))
-        self._writer.flush()
 
     def _parameters(self):
         """``{tag: copy of the weight}`` of the monitored layers' trainable weights (``parameters``)."""

@@ -7,7 +7,7 @@ through a variable (a ``tf.distribute`` variable has no handle outside a replica
 forward pass or the loss might assign (a metric, a moving statistic) is changed, and each backend only
 supplies the differentiation and the compilation:
 
-- TensorFlow: ``tf.GradientTape`` in one ``tf.function`` (traced in the background, see the callback);
+- TensorFlow: ``tf.GradientTape`` in one ``tf.function``;
 - JAX: ``jax.value_and_grad`` in one ``jax.jit``;
 - PyTorch: ``torch.autograd.grad``, eagerly.
 
@@ -24,10 +24,12 @@ from keras_frelu.monitor.statistics import batch_reductions
 
 
 class Computation:
-    """The monitor's numbers for ``model``: ``values(sample, labels)`` gives the monitored layers' outputs
-    on the sample and, with ``weight_norms``, ``{tag: norm}`` (``weight_norm/K``, and given labels
-    ``gradient_norm/K``, for every layer ``K`` with trainable weights); ``reductions(batch)`` reduces one
-    batch of the statistics sample per monitored layer (``batch_reductions``). Both return NumPy values."""
+    """The monitor's numbers for ``model``. ``snapshot()`` copies the model's variables (cheap: the training
+    thread does it); from a snapshot, ``values(state, sample, labels)`` gives the monitored layers' outputs on
+    the sample and, with ``weight_norms``, ``{tag: norm}`` (``weight_norm/K``, and given labels
+    ``gradient_norm/K``, for every layer ``K`` with trainable weights), and ``reductions(state, batch)``
+    reduces one batch of the statistics sample per monitored layer (``batch_reductions``), both as NumPy
+    values and from any thread, while training goes on."""
 
     def __init__(self, model, outputs_model, edges, weight_norms=True):
         self.model, self.outputs_model = model, outputs_model
@@ -68,17 +70,26 @@ class Computation:
         return [batch_reductions(layer_outputs, edges) for layer_outputs in outputs]
 
     # -- per backend ---------------------------------------------------------------------------------
-    def values(self, sample, labels):
+    def snapshot(self):
+        """``(trainable values, non-trainable values)``: tensors that later optimizer steps leave as they are
+        (TensorFlow copies a variable's buffer before updating it while a read of it lives on)."""
+        return [self._read(variable) for variable in self.trainable], \
+            [self._read(variable) for variable in self.non_trainable]
+
+    def _read(self, variable):
+        return ops.convert_to_tensor(variable.value)
+
+    def values(self, state, sample, labels):
         raise NotImplementedError
 
-    def reductions(self, batch):
+    def reductions(self, state, batch):
         raise NotImplementedError
 
-    def prepare(self, sample, labels, batches):
-        """Compile ahead, where the backend can do so off the training thread (TensorFlow)."""
-
-    def _read(self, variables):
-        return [ops.convert_to_tensor(variable.value) for variable in variables]
+    def prepare(self, state, sample, labels, batches):
+        """Compile ahead, where the backend can (TensorFlow, JAX); the results are thrown away."""
+        self.values(state, sample, labels)
+        for batch in batches:
+            self.reductions(state, batch)
 
 
 def _global_norm(tensors):
@@ -110,14 +121,13 @@ class _TensorFlow(Computation):
 
         self._tf = tf
         self._values_function = tf.function(self._graph_values, autograph=False)
-        self._reductions_function = tf.function(self._graph_reductions, autograph=False)
+        self._reductions_function = tf.function(self._reduce, autograph=False)
 
-    def _read(self, variables):
-        return [self._tf.identity(variable.value) for variable in variables]
+    def _read(self, variable):
+        return self._tf.identity(variable.value)
 
-    def _graph_values(self, sample, labels):
+    def _graph_values(self, trainable, non_trainable, sample, labels):
         tf = self._tf
-        trainable, non_trainable = self._read(self.trainable), self._read(self.non_trainable)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(trainable)
             activations, loss = self._forward(trainable, non_trainable, sample, labels)
@@ -130,20 +140,12 @@ class _TensorFlow(Computation):
             gradients = tape.gradient(loss, trainable, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return {"activations": activations, "norms": self._norms(trainable, gradients)}
 
-    def _graph_reductions(self, batch):
-        return self._reduce(self._read(self.trainable), self._read(self.non_trainable), batch)
-
-    def prepare(self, sample, labels, batches):
-        self._values_function.get_concrete_function(sample, labels)
-        for batch in batches:
-            self._reductions_function.get_concrete_function(batch)
-
-    def values(self, sample, labels):
-        result = _numpy(self._values_function(sample, labels))
+    def values(self, state, sample, labels):
+        result = _numpy(self._values_function(*state, sample, labels))
         return result["activations"], result["norms"]
 
-    def reductions(self, batch):
-        return _numpy(self._reductions_function(batch))
+    def reductions(self, state, batch):
+        return _numpy(self._reductions_function(*state, batch))
 
 
 class _Jax(Computation):
@@ -166,13 +168,16 @@ class _Jax(Computation):
 
         self._values_function = jax.jit(graph_values)
         self._reductions_function = jax.jit(self._reduce)
+        self._copy = jax.numpy.copy
 
-    def values(self, sample, labels):
-        return _numpy(self._values_function(self._read(self.trainable), self._read(self.non_trainable),
-                                            sample, labels))
+    def _read(self, variable):
+        return self._copy(variable.value)  # Keras's JAX trainer donates the variables' buffers to its next step
 
-    def reductions(self, batch):
-        return _numpy(self._reductions_function(self._read(self.trainable), self._read(self.non_trainable), batch))
+    def values(self, state, sample, labels):
+        return _numpy(self._values_function(*state, sample, labels))
+
+    def reductions(self, state, batch):
+        return _numpy(self._reductions_function(*state, batch))
 
 
 class _Torch(Computation):
@@ -182,12 +187,17 @@ class _Torch(Computation):
 
         self._torch = torch
 
-    def values(self, sample, labels):
+    def _read(self, variable):
+        return variable.value.detach().clone()  # the optimizer updates parameters in place
+
+    def prepare(self, state, sample, labels, batches):
+        """Nothing to compile: PyTorch runs eagerly."""
+
+    def values(self, state, sample, labels):
         torch = self._torch
-        # Leaves of their own that share the parameters' memory: the gradients go nowhere else.
-        trainable = [tensor.detach().requires_grad_(tensor.is_floating_point())
-                     for tensor in self._read(self.trainable)]
-        non_trainable = [tensor.detach() for tensor in self._read(self.non_trainable)]
+        # Leaves of their own that share the snapshot's memory: the gradients go nowhere else.
+        trainable = [tensor.detach().requires_grad_(tensor.is_floating_point()) for tensor in state[0]]
+        non_trainable = state[1]
         with torch.enable_grad():
             activations, loss = self._forward(trainable, non_trainable, _tensors(sample), _tensors(labels))
             gradients = None
@@ -201,9 +211,9 @@ class _Torch(Computation):
         with torch.no_grad():
             return _numpy([tensor.detach() for tensor in activations]), _numpy(self._norms(trainable, gradients))
 
-    def reductions(self, batch):
+    def reductions(self, state, batch):
         with self._torch.no_grad():
-            return _numpy(self._reduce(self._read(self.trainable), self._read(self.non_trainable), _tensors(batch)))
+            return _numpy(self._reduce(*state, _tensors(batch)))
 
 
 def _tensors(structure):

@@ -2,7 +2,8 @@
 
 All tfplot use of the package is here. Figures are ``matplotlib.figure.Figure`` objects (never pyplot,
 which keeps global state and is not thread-safe) turned into RGB arrays with ``tfplot.figure.to_array``
-(on the JAX and PyTorch backends with the Agg canvas it wraps, as tfplot imports TensorFlow);
+where TensorFlow is loaded, elsewhere with the Agg canvas it wraps (tfplot imports TensorFlow): the
+ActivationMonitor draws them in a process of its own without TensorFlow (``figure_process``);
 ``tfplot.plot_many`` / ``tfplot.summary.plot_many``, which the original project used, fail under eager
 execution. tfplot imports ``distutils``, which Python 3.12 dropped: the ``setuptools`` dependency brings
 it back.
@@ -24,6 +25,7 @@ figures are the monitor's most expensive output; the monitor draws them in its b
 """
 
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -53,11 +55,12 @@ TICK_LABEL_SIZE = "small"
 
 
 class FigureSets:
-    """Sets of figures: every layer's two panels and the summary, as summary values to write."""
+    """Sets of figures: every layer's two panels and the summary, as summary values to write; ``panels``
+    (a ``Panels``) may be shared with other sets, one at a time."""
 
-    def __init__(self, layer_names):
+    def __init__(self, layer_names, panels=None):
         self.layer_names = list(layer_names)
-        self._panels = Panels()
+        self._panels = Panels() if panels is None else panels
 
     def prepare(self):
         """Build the figures and draw their frames, unless done: that costs about as much as a set, better
@@ -176,11 +179,9 @@ class _Panel:
 
 
 def _to_array(figure):
-    """The figure drawn in full as an RGBA array: by tfplot on the TensorFlow backend; on the others by an
-    Agg canvas directly, as ``tfplot.figure.to_array`` does, since tfplot imports TensorFlow."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
+    """The figure drawn in full as an RGBA array: by tfplot where TensorFlow is loaded; elsewhere by an Agg
+    canvas directly, as ``tfplot.figure.to_array`` does, since tfplot imports TensorFlow."""
+    if "tensorflow" in sys.modules:
         with warnings.catch_warnings():  # tfplot 0.3.2 compares versions with distutils' deprecated LooseVersion
             warnings.simplefilter("ignore", DeprecationWarning)
             import tfplot.figure

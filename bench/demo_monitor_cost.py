@@ -1,0 +1,67 @@
+"""What the ActivationMonitor costs the default digits demo (``trainer.py --activation frelu``): the demo's
+training with the monitor on and with ``--no_monitor``, side by side in one process (A B B A).
+
+Each run is ``keras_frelu.training.train`` with trainer.py's defaults (digits, reference_cnn, 3000 steps,
+validation, test evaluations, checkpoints) in a fresh run folder; the process start (importing TensorFlow),
+the same for both, is left out. Reported: the runs' ``wall_time_s`` (what metrics.json records), the
+cost ``median(monitor) / median(no monitor) - 1``, the median of the pair ratios, and the process CPU time
+of the runs (all threads), which a shared machine disturbs less.
+
+    python bench/demo_monitor_cost.py --repeats 2
+"""
+
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from keras_frelu import cli, config  # noqa: E402
+
+
+def parse_args(argv):
+    parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--activation", default="frelu", help="the demo's activation (default frelu)")
+    parser.add_argument("--steps", type=cli.positive_int, default=config.DEFAULTS.max_training_steps,
+                        help="training steps per run (default: the trainer's, %(default)s)")
+    parser.add_argument("--repeats", type=cli.positive_int, default=2, help="pairs of runs (default 2)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.quiet_tensorflow()
+    from keras_frelu import training
+
+    load_at_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as root:
+        base = dataclasses.replace(config.TrainConfig(), activation=args.activation, max_training_steps=args.steps,
+                                   data_dir=os.path.join(root, "datasets"), progress=False)
+        dataset = training.prepare(base)
+        training.train(dataclasses.replace(base, train_dir=os.path.join(root, "warm-up"), max_training_steps=50,
+                                           no_monitor=True), dataset)  # TensorFlow's one-time start-up costs
+        kinds = {"monitor": base, "no monitor": dataclasses.replace(base, no_monitor=True)}
+        times = {kind: [] for kind in kinds}
+        run = 0
+        for repeat in range(args.repeats):
+            for kind in ("no monitor", "monitor") if repeat % 2 == 0 else ("monitor", "no monitor"):  # A B B A
+                run += 1
+                flags = dataclasses.replace(kinds[kind], train_dir=os.path.join(root, f"run{run}"))
+                cpu = time.process_time()
+                wall = training.train(flags, dataset)["wall_time_s"]
+                times[kind].append((wall, time.process_time() - cpu))
+                print(f"{kind}: {wall:.2f} s ({times[kind][-1][1]:.2f} CPU s)", flush=True)
+    (monitor, monitor_cpu), (plain, plain_cpu) = (
+        (statistics.median(wall for wall, _ in times[kind]), statistics.median(cpu for _, cpu in times[kind]))
+        for kind in ("monitor", "no monitor"))
+    pairs = statistics.median(m[0] / p[0] for m, p in zip(times["monitor"], times["no monitor"]))
+    print(f"digits demo ({args.activation}, {args.steps} steps), {args.repeats} pairs: median wall {monitor:.2f} s "
+          f"with the monitor against {plain:.2f} s without: cost {monitor / plain - 1:+.1%} (median of pair ratios "
+          f"{pairs - 1:+.1%}); CPU {monitor_cpu:.2f} s against {plain_cpu:.2f} s: {monitor_cpu / plain_cpu - 1:+.1%}; "
+          f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    cli.run(main)
