@@ -47,6 +47,7 @@ def batch_reductions(outputs, edges):
     flat = ops.reshape(values, (-1,))
     buckets = ops.clip(ops.searchsorted(edges, flat, side="right") - 1, 0, edges.shape[0] - 2)
     accurate = ops.cast(flat, wide)
+    positive = ops.cast(values > 0, "float32")  # a max over it is faster than an any over booleans
     mean = ops.mean(accurate)
     return {
         "count": ops.size(flat),
@@ -56,11 +57,25 @@ def batch_reductions(outputs, edges):
         "max": ops.max(flat),
         "zeros": ops.sum(ops.cast(flat == 0, "int32")),
         "negatives": ops.sum(ops.cast(flat < 0, "int32")),
-        "positive_units": ops.any(values > 0, axis=0),
-        # segment_sum rather than bincount: its output size is static, so JAX can compile it
-        "bucket_counts": ops.segment_sum(ops.cast(ops.isfinite(flat), "int32"), buckets,
-                                         num_segments=edges.shape[0] - 1),
+        "positive_units": ops.max(positive, axis=0) > 0,
+        "bucket_counts": _bucket_counts(buckets, ops.isfinite(flat), edges.shape[0] - 1),
     }
+
+
+def _bucket_counts(buckets, finite, size):
+    """How many finite values fall in each of ``size`` buckets: TensorFlow's bincount (twice as fast as its
+    segment_sum on CPU), elsewhere a segment_sum (a bincount's output size is not static, so JAX cannot
+    compile it)."""
+    import keras
+    from keras import ops
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Non-finite values go to an extra last bucket, left out
+        counted = tf.where(finite, tf.cast(buckets, "int32"), size)
+        return tf.math.bincount(counted, minlength=size + 1, maxlength=size + 1)[:size]
+    return ops.segment_sum(ops.cast(finite, "int32"), buckets, num_segments=size)
 
 
 def _wide_float():
