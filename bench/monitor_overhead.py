@@ -8,11 +8,10 @@ at the end) on a fixed sample of 16 images with labels (so gradient norms are in
 ``fit`` is compared by medians; the overhead is ``median(with) / median(without) - 1``, and the median of
 the per-pair ratios (each run with the monitor against the run without it next to it). On a shared machine
 those differences of noisy totals can swing by more than the monitor costs, so two steadier figures are
-reported too: the process CPU time (all threads) of the runs with and without the monitor, and the time
-spent inside the monitor's callback hooks (what training waits for) and the CPU time of the monitor's
-background thread (which builds the summaries and draws the figures while training goes on: it costs
-training wall time only where it competes for a core or the GIL, so hooks + background CPU is an upper
-bound of the monitor's cost).
+reported too: the CPU time (all threads, and the monitor's figure process) of the runs with and without the
+monitor, and the time spent inside the monitor's callback hooks (what training waits for) and the CPU time of
+the monitor's background thread (which computes and writes the summaries while training goes on: it costs
+training wall time only where it competes for a core or the GIL).
 
     python bench/monitor_overhead.py --shape 32 32 3 --steps 1000 --repeats 3
 """
@@ -34,6 +33,7 @@ from keras_frelu.cli import ArgumentParser, run  # noqa: E402
 from keras_frelu.data import make_dataset  # noqa: E402
 from keras_frelu.errors import UsageError  # noqa: E402
 from keras_frelu.monitor import ActivationMonitor  # noqa: E402
+from timing import figure_process_cpu_seconds  # noqa: E402
 
 NUM_CLASSES = 10
 SAMPLE_SIZE = 16
@@ -94,14 +94,15 @@ class TimedMonitor(ActivationMonitor):
 
 
 def timed_fit(args, dataset, steps, callbacks):
-    """``(wall seconds, process CPU seconds)`` of one fresh model's ``fit``."""
+    """``(wall seconds, CPU seconds of the process and the monitor's figure process)`` of one fresh model's
+    ``fit``."""
     keras.utils.set_random_seed(0)
     model = models.reference_cnn(tuple(args.shape), NUM_CLASSES, activation=args.activation)
     model.compile(optimizer=keras.optimizers.Adam(1e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    start, start_cpu = time.perf_counter(), time.process_time()
+    start, start_cpu = time.perf_counter(), time.process_time() + figure_process_cpu_seconds()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)
-    return time.perf_counter() - start, time.process_time() - start_cpu
+    return time.perf_counter() - start, time.process_time() + figure_process_cpu_seconds() - start_cpu
 
 
 def main(argv=None):

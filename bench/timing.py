@@ -49,6 +49,18 @@ def interleaved(baseline, candidate, pairs, calls):
     return statistics.median(ratios), base, own
 
 
+def figure_process_cpu_seconds():
+    """CPU seconds used so far by the monitor's figure process (0 before it starts; Linux's /proc)."""
+    from keras_frelu.monitor import figure_process
+
+    process = figure_process.shared()._process
+    if process is None:
+        return 0.0
+    with open(f"/proc/{process.pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def append_results(title, command, body):
     """Append a section (title, today's date, the command in backticks, body) to bench/RESULTS.md."""
     new_file = not os.path.exists(RESULTS)

@@ -1,6 +1,8 @@
 """Shared fixtures: the embedded digits dataset converted once per session, and a CLI runner."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,27 @@ def error_lines(stderr):
     """stderr without TensorFlow/absl start-up chatter (which no flag of ours can silence)."""
     noise = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith(noise)]
+
+
+# Small, fast trainer settings for the tests (the digits dataset: 8x8 images, 1,437 train / 360 test).
+FAST = ["--no_monitor", "--no_progress", "--learning_rate", "3e-3", "--log_step", "20",
+        "--test_sample_step", "100", "--output_save_step", "100"]
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def only_run_dir(train_dir):
+    (name,) = os.listdir(train_dir)
+    return train_dir / name
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
