@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_frelu import cli, config  # noqa: E402
+from keras_frelu.monitor import figure_process  # noqa: E402
 from timing import figure_process_cpu_seconds  # noqa: E402
 
 
@@ -53,6 +54,7 @@ def main(argv=None):
                 cpu = time.process_time() + figure_process_cpu_seconds()
                 wall = training.train(flags, dataset)["wall_time_s"]
                 times[kind].append((wall, time.process_time() + figure_process_cpu_seconds() - cpu))
+                figure_process.shared().close()  # each run starts its own, as each trainer.py process does
                 print(f"{kind}: {wall:.2f} s ({times[kind][-1][1]:.2f} CPU s)", flush=True)
     (monitor, monitor_cpu), (plain, plain_cpu) = (
         (statistics.median(wall for wall, _ in times[kind]), statistics.median(cpu for _, cpu in times[kind]))

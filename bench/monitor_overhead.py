@@ -32,7 +32,7 @@ from keras_frelu import models  # noqa: E402
 from keras_frelu.cli import ArgumentParser, run  # noqa: E402
 from keras_frelu.data import make_dataset  # noqa: E402
 from keras_frelu.errors import UsageError  # noqa: E402
-from keras_frelu.monitor import ActivationMonitor  # noqa: E402
+from keras_frelu.monitor import ActivationMonitor, figure_process  # noqa: E402
 from timing import figure_process_cpu_seconds  # noqa: E402
 
 NUM_CLASSES = 10
@@ -102,7 +102,9 @@ def timed_fit(args, dataset, steps, callbacks):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start, start_cpu = time.perf_counter(), time.process_time() + figure_process_cpu_seconds()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)
-    return time.perf_counter() - start, time.process_time() + figure_process_cpu_seconds() - start_cpu
+    wall, cpu = time.perf_counter() - start, time.process_time() + figure_process_cpu_seconds() - start_cpu
+    figure_process.shared().close()  # each run starts its own, as each trainer.py process does
+    return wall, cpu
 
 
 def main(argv=None):

@@ -1,10 +1,22 @@
-"""The monitor's matplotlib panels (keras_frelu.monitor.figures): redrawn figures equal fresh ones."""
+"""The monitor's matplotlib panels (keras_frelu.monitor.figures): redrawn figures equal fresh ones; the figure
+process draws the same, survives Ctrl-C and its own errors, and ends with its parent."""
 
+import io
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
+import pytest
+from conftest import ROOT
+from PIL import Image
 
-from keras_frelu.monitor import figures
+from keras_frelu.monitor import figure_process, figures
+
+
+def png_pixels(data):
+    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 def test_panels_survive_a_diverged_layer_and_keep_their_size():
@@ -52,3 +64,59 @@ def test_frames_drawn_without_tfplot_equal_tfplot_ones(monkeypatch):
     by_agg = figures._to_array(panel.figure)
     assert by_agg.shape == by_tfplot.shape and by_agg.shape[-1] == 4
     np.testing.assert_array_equal(by_agg, by_tfplot)
+
+
+def test_the_figure_process_draws_what_figure_sets_draw_and_ignores_ctrl_c(capfd):
+    arrays = [np.random.default_rng(4).normal(size=(3, 4, 4, 2)).astype(np.float32),
+              np.random.default_rng(5).normal(size=(3, 7)).astype(np.float32)]
+    names = ["conv", "dense"]
+    process = figure_process.FigureProcess()
+    try:
+        process.draw(names, None)
+        child = process._process
+        child.send_signal(signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+        values = process.draw(names, arrays)
+    finally:
+        process.close()
+    assert child.returncode == 0  # ended by its closed pipe, not by the Ctrl-C
+    expected = figures.FigureSets(names).draw(arrays)
+    assert [value.tag for value in values] == [value.tag for value in expected]
+    for got, drawn_here in zip(values, expected):
+        assert got.tensor.string_val[:2] == drawn_here.tensor.string_val[:2]  # width, height
+        np.testing.assert_array_equal(png_pixels(got.tensor.string_val[2]), png_pixels(drawn_here.tensor.string_val[2]))
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_figure_process_error_is_raised_in_the_parent_with_the_childs_traceback():
+    process = figure_process.FigureProcess()
+    try:
+        with pytest.raises(RuntimeError, match="drawing the monitor's figures failed in their process:(.|\n)*Traceback"):
+            process.draw(["act"], [np.array(["not", "numbers"])])
+        assert len(process.draw(["act"], [np.zeros((2, 3), np.float32)])) == 3  # the child lives on
+    finally:
+        process.close()
+
+
+def test_the_figure_process_ends_when_its_parent_is_killed():
+    parent = subprocess.run([sys.executable, "-c", (
+        "import os, signal\n"
+        "from keras_frelu.monitor import figure_process\n"
+        "process = figure_process.shared()\n"
+        "process.draw(['act'], None)\n"
+        "print(process._process.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert parent.returncode == -signal.SIGKILL, parent.stderr
+    child = int(parent.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while running(child):
+        assert time.monotonic() < deadline, "the figure process outlived its parent"
+        time.sleep(0.05)
+
+
+def running(pid):
+    """Whether the process exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

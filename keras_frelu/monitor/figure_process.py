@@ -13,6 +13,7 @@ arrays)`` in, the summary values of ``figures.FigureSets.draw`` out (serialised)
 
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -125,6 +126,9 @@ def serve(requests, replies):
 
 
 if __name__ == "__main__":
+    # Ctrl-C in a terminal reaches the whole process group: the parent handles it, and this child ends when
+    # the parent closes the pipe or exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(PRIORITY)
     # Replies go to the original stdout; anything printed goes to stderr, so it cannot break the protocol.
     reply_stream = os.fdopen(os.dup(1), "wb")
