@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_frelu import cli, config  # noqa: E402
 from keras_frelu.monitor import figure_process  # noqa: E402
-from timing import figure_process_cpu_seconds  # noqa: E402
+from timing import alternating, figure_process_cpu_seconds  # noqa: E402
 
 
 def parse_args(argv):
@@ -46,16 +46,13 @@ def main(argv=None):
                                            no_monitor=True), dataset)  # TensorFlow's one-time start-up costs
         kinds = {"monitor": base, "no monitor": dataclasses.replace(base, no_monitor=True)}
         times = {kind: [] for kind in kinds}
-        run = 0
-        for repeat in range(args.repeats):
-            for kind in ("no monitor", "monitor") if repeat % 2 == 0 else ("monitor", "no monitor"):  # A B B A
-                run += 1
-                flags = dataclasses.replace(kinds[kind], train_dir=os.path.join(root, f"run{run}"))
-                cpu = time.process_time() + figure_process_cpu_seconds()
-                wall = training.train(flags, dataset)["wall_time_s"]
-                times[kind].append((wall, time.process_time() + figure_process_cpu_seconds() - cpu))
-                figure_process.shared().close()  # each run starts its own, as each trainer.py process does
-                print(f"{kind}: {wall:.2f} s ({times[kind][-1][1]:.2f} CPU s)", flush=True)
+        for run, kind in enumerate(alternating(("no monitor", "monitor"), args.repeats), 1):  # A B B A
+            flags = dataclasses.replace(kinds[kind], train_dir=os.path.join(root, f"run{run}"))
+            cpu = time.process_time() + figure_process_cpu_seconds()
+            wall = training.train(flags, dataset)["wall_time_s"]
+            times[kind].append((wall, time.process_time() + figure_process_cpu_seconds() - cpu))
+            figure_process.shared().close()  # each run starts its own, as each trainer.py process does
+            print(f"{kind}: {wall:.2f} s ({times[kind][-1][1]:.2f} CPU s)", flush=True)
     (monitor, monitor_cpu), (plain, plain_cpu) = (
         (statistics.median(wall for wall, _ in times[kind]), statistics.median(cpu for _, cpu in times[kind]))
         for kind in ("monitor", "no monitor"))

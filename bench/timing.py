@@ -30,6 +30,13 @@ def seconds_per_call(function, calls):
     return (time.perf_counter() - start) / calls
 
 
+def alternating(kinds, repeats):
+    """The kinds of ``repeats`` rounds of runs, every other round reversed (A B B A ...), so that going first
+    or last favours none."""
+    for repeat in range(repeats):
+        yield from kinds if repeat % 2 == 0 else reversed(kinds)
+
+
 def interleaved_times(functions, rounds, calls=1):
     """Median seconds per call of each function, measured in ``rounds`` rounds of (f0, f1, ...), every
     other round in reverse order (f0 f1 f1 f0 ...) so that going first or last favours none; and the

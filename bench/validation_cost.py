@@ -18,6 +18,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_frelu import cli, config  # noqa: E402
 from keras_frelu.errors import UsageError  # noqa: E402
+from timing import alternating  # noqa: E402
 
 
 def parse_args(argv):
@@ -63,13 +64,10 @@ def main(argv=None):
         interval = config.validation_interval(base, dataset.validation_size)
         kinds = {"auto": base, "end only": dataclasses.replace(base, validation_step=args.steps)}
         times = {kind: [] for kind in kinds}
-        run = 0
-        for repeat in range(args.repeats):
-            for kind in ("auto", "end only") if repeat % 2 == 0 else ("end only", "auto"):  # A B B A
-                run += 1
-                flags = dataclasses.replace(kinds[kind], train_dir=os.path.join(root, f"run{run}"))
-                times[kind].append(training.train(flags, dataset)["wall_time_s"])
-                print(f"{kind}: {times[kind][-1]:.2f} s", flush=True)
+        for run, kind in enumerate(alternating(("auto", "end only"), args.repeats), 1):  # A B B A
+            flags = dataclasses.replace(kinds[kind], train_dir=os.path.join(root, f"run{run}"))
+            times[kind].append(training.train(flags, dataset)["wall_time_s"])
+            print(f"{kind}: {times[kind][-1]:.2f} s", flush=True)
     auto, end_only = (statistics.median(times[kind]) for kind in ("auto", "end only"))
     pairs = statistics.median(a / e for a, e in zip(times["auto"], times["end only"]))
     print(f"reference_cnn (relu), 32x32x3, batch {base.batch_size}, {dataset.validation_size} validation images "

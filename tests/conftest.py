@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,15 @@ def read_json(path):
 def only_run_dir(train_dir):
     (name,) = os.listdir(train_dir)
     return train_dir / name
+
+
+def wait_for(condition, what, process, timeout=300):
+    """Poll ``condition`` until it holds; fail if script.py ``process`` ends first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"script.py ended (exit {process.returncode}) while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def free_port():

@@ -95,6 +95,14 @@ def test_plan_folder_names_and_per_run_flags():
 
 # ------------------------------------------------------------------------- report from written event files
 
+def poison(run_dir):
+    """Make a run diverge when it resumes: NaN weights in its newest checkpoint, saved as the trainer would."""
+    step, path = checkpoints.list_checkpoints(str(run_dir))[-1]
+    model = checkpoints.load_checkpoint(path)
+    model.set_weights([np.full_like(weights, np.nan) for weights in model.get_weights()])
+    checkpoints.save_checkpoint(model, str(run_dir), step)
+
+
 def write_run(folder, name, activation, seed, accuracy, loss, images_per_s, activations):
     run_dir = folder / name
     run_dir.mkdir(parents=True)

@@ -20,9 +20,9 @@ import urllib.request
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import pytest  # noqa: E402
-from conftest import CLI_ENV, popen_cli, run_cli  # noqa: E402
+from conftest import CLI_ENV, popen_cli, read_json, run_cli, wait_for  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
-from test_compare import RUN, TRAINER_FLAGS, poison, read_json, row, runs_of, table  # noqa: E402
+from test_compare import RUN, TRAINER_FLAGS, poison, row, runs_of, table  # noqa: E402
 
 from keras_frelu import checkpoints  # noqa: E402
 
@@ -47,14 +47,6 @@ def cluster():
 def script_args(cluster, train_dir, data_dir, *comparison, trainer_flags=TRAINER_FLAGS):
     return ["--ray", cluster.address, "--cpus_per_run", 1, "--train_dir", train_dir, *comparison,
             "--", "--data_dir", data_dir, *trainer_flags]
-
-
-def wait_for(condition, what, process, timeout=TIMEOUT_S):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, f"script.py ended (exit {process.returncode}) while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def only_folder(train_dir):
@@ -127,7 +119,7 @@ def test_a_run_whose_node_dies_resumes_on_the_other_node_from_its_checkpoint(clu
         try:
             folder = lambda: only_folder(train_dir)  # noqa: E731
             wait_for(lambda: folder() and checkpoints.list_checkpoints(str(folder() / name))
-                     and runs_of(folder())[name].get("node"), "a first checkpoint", process)
+                     and runs_of(folder())[name].get("node"), "a first checkpoint", process, TIMEOUT_S)
             first_node = node_of(runs_of(folder())[name])
             first_trainer = trainer_pid(folder() / name)
             (dying,) = [worker for worker in workers if worker.node_id.startswith(first_node)]
@@ -172,7 +164,7 @@ def test_ctrl_c_stops_every_task_and_a_rerun_keeps_complete_runs(cluster, data_d
         process = popen_cli("script.py", *script_args(cluster, train_dir, data_dir, *comparison, "--no_tensorboard"),
                             env=ENV, stdout=out, stderr=out)
         try:
-            wait_for(one_complete_one_halfway, "a complete run and one halfway", process)
+            wait_for(one_complete_one_halfway, "a complete run and one halfway", process, TIMEOUT_S)
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=300) == 130, (tmp_path / "first.out").read_text()
         finally:
@@ -203,7 +195,7 @@ def test_ctrl_c_stops_every_task_and_a_rerun_keeps_complete_runs(cluster, data_d
         process = popen_cli("script.py", *script_args(cluster, train_dir, data_dir, *comparison, "--port", port),
                             env=ENV, stdout=out, stderr=out)
         try:
-            wait_for(lambda: (folder / "comparison.md").exists(), "the report", process)
+            wait_for(lambda: (folder / "comparison.md").exists(), "the report", process, TIMEOUT_S)
             with urllib.request.urlopen(f"http://localhost:{port}/data/runs", timeout=30) as response:
                 listed = response.read().decode()
             process.send_signal(signal.SIGINT)

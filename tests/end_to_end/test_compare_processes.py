@@ -4,39 +4,22 @@ run, the report and a live TensorBoard."""
 import json
 import os
 import signal
-import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import free_port, popen_cli, read_json, run_cli
+from conftest import free_port, popen_cli, read_json, run_cli, wait_for
 from PIL import Image
-from test_compare import RUN, SUMMARY, TRAINER_FLAGS, mean_std, row, runs_of, table
+from test_compare import RUN, SUMMARY, TRAINER_FLAGS, mean_std, poison, row, runs_of, table
 
 from keras_frelu import checkpoints
-
-
-def wait_for(condition, what, process, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, f"script.py ended (exit {process.returncode}) while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def tensorboard_runs(port):
     with urllib.request.urlopen(f"http://localhost:{port}/data/runs", timeout=5) as response:
         return json.load(response)
-
-
-def poison(run_dir):
-    """Make a run diverge when it resumes: NaN weights in its newest checkpoint, saved as the trainer would."""
-    step, path = checkpoints.list_checkpoints(str(run_dir))[-1]
-    model = checkpoints.load_checkpoint(path)
-    model.set_weights([np.full_like(weights, np.nan) for weights in model.get_weights()])
-    checkpoints.save_checkpoint(model, str(run_dir), step)
 
 
 def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
