@@ -53,10 +53,11 @@ class ActivationMonitor(keras.callbacks.Callback):
     workers (under ``MultiWorkerMirroredStrategy`` give it to the chief alone).
 
     A final set (figures included) is written at the end of every ``fit`` unless its last step already has
-    one. The hooks only copy the model's variables; the monitor's computation (``keras_frelu.monitor.compute``),
-    statistics, pictures and the event writes run in a background thread while training goes on, the figures in a child process (one per
-    Python process, kept for later fits; ``keras_frelu.monitor.figure_process``), and the end of ``fit``
-    (and ``write``) waits for them and closes the event file. A monitor that starts at a step other than 0 (a
+    one. The hooks only copy the model's variables; the monitor's computation
+    (``keras_frelu.monitor.compute``), statistics, pictures and the event writes run in a background thread
+    while training goes on, the figures in a child process (one per Python process, kept for later fits;
+    ``keras_frelu.monitor.figure_process``), and the end of ``fit`` (and ``write``) waits for them and
+    closes the event file. A monitor that starts at a step other than 0 (a
     resumed run) marks the restart in its event files, so TensorBoard drops the replayed steps.
 
     Args:
@@ -140,8 +141,8 @@ class ActivationMonitor(keras.callbacks.Callback):
             # Compiled in the background while the first steps train, which it would otherwise hold up
             # (the statistics function for its two batch sizes).
             computation = self._model_computation()
-            self._background.submit(computation.prepare, computation.snapshot(), self._sample,
-                                    self._gradient_labels(), self._statistics_batches[:1] + self._statistics_batches[-1:])
+            self._background.submit(computation.prepare, computation.snapshot(), self._sample, self._gradient_labels(),
+                                    self._statistics_batches[:1] + self._statistics_batches[-1:])
         if self.switches["figures"]:  # starts the figure process and builds its figures
             self._background.submit(self._draw_figures, None)
 

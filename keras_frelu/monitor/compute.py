@@ -77,7 +77,7 @@ class Computation:
             [self._read(variable) for variable in self.non_trainable]
 
     def _read(self, variable):
-        return ops.convert_to_tensor(variable.value)
+        raise NotImplementedError
 
     def values(self, state, sample, labels):
         raise NotImplementedError
