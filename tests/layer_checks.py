@@ -3,9 +3,9 @@ central-difference check."""
 
 import zlib
 
+import keras
 import numpy as np
 import tensorflow as tf
-from keras.ops import convert_to_numpy as to_numpy
 
 import keras_frelu
 from keras_frelu.layers.funnel import FunnelCondition
@@ -61,3 +61,44 @@ def assert_matches_central_differences(analytic, perturbed, tolerance, rng):
         direction = rng.normal(size=grad.shape)
         numeric = (perturbed(key, step * direction) - perturbed(key, -step * direction)) / (2 * step)
         np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=tolerance, atol=tolerance, err_msg=key)
+
+
+def to_numpy(tensor):
+    """NumPy of a backend tensor (PyTorch's own conversion: Keras's warns under NumPy 2)."""
+    return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else keras.ops.convert_to_numpy(tensor)
+
+
+def autodiff(function, arrays):
+    """The gradients of the scalar ``function(*tensors)`` with respect to each tensor, at ``arrays``, by the
+    running backend's automatic differentiation; NumPy float64."""
+    if keras.backend.backend() == "tensorflow":
+        tensors = [tf.constant(array) for array in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = function(*tensors)
+        gradients = tape.gradient(value, tensors)
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        gradients = jax.grad(lambda tensors: function(*tensors))([jax.numpy.asarray(array) for array in arrays])
+    else:
+        import torch
+
+        tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
+        gradients = torch.autograd.grad(function(*tensors), tensors)
+    return [to_numpy(gradient).astype(np.float64) for gradient in gradients]
+
+
+def layer_gradients(layer, x, cotangent, weights, training=None):
+    """``{"x": d/dx, name: d/d weight}`` of ``sum(cotangent * layer(x))``, the weights given as tensors
+    through a StatelessScope (how Keras's JAX trainer differentiates a layer)."""
+    variables = [weights[name] for name in weights]
+    cotangent = keras.ops.convert_to_tensor(cotangent.astype(np.float32))
+
+    def objective(x_tensor, *values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            outputs = layer(x_tensor, training=training)
+        return keras.ops.sum(keras.ops.cast(outputs, "float32") * cotangent)
+
+    arrays = [x.astype(np.float32)] + [to_numpy(variable.value) for variable in variables]
+    return dict(zip(["x", *weights], autodiff(objective, arrays)))

@@ -16,60 +16,18 @@ import keras
 import numpy as np
 import pytest
 
-import keras_frelu
-from layer_checks import ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class, seeded_rng
+from layer_checks import (ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class, layer_gradients,
+                          seeded_rng, to_numpy)
 from test_funnel import np_funnel, np_funnel_training, randomise_funnel
 from test_layers import CHANNELS, REFERENCES, make_layer
 # test_layers' NumPy-reference tests are backend-neutral: imported here, pytest runs them under every backend.
-from test_layers import test_layer_arguments_reach_the_formula, test_layer_matches_numpy_formula  # noqa: F401
+from test_layers import (test_layer_arguments_reach_the_formula, test_layer_matches_numpy_formula,  # noqa: F401
+                         test_mixed_float16_computes_in_half_precision_with_float32_weights)
 from test_serialization import LOADER, ROOT, RNG, saved_models
 
 BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND = keras.backend.backend()
 rng = pytest.fixture(seeded_rng, name="rng")
-
-
-def to_numpy(tensor):
-    """NumPy of a backend tensor (PyTorch's own conversion: Keras's warns under NumPy 2)."""
-    return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else keras.ops.convert_to_numpy(tensor)
-
-
-def autodiff(function, arrays):
-    """The gradients of the scalar ``function(*tensors)`` with respect to each tensor, at ``arrays``, by the
-    running backend's automatic differentiation; NumPy float64."""
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        tensors = [tf.constant(array) for array in arrays]
-        with tf.GradientTape() as tape:
-            tape.watch(tensors)
-            value = function(*tensors)
-        gradients = tape.gradient(value, tensors)
-    elif BACKEND == "jax":
-        import jax
-
-        gradients = jax.grad(lambda tensors: function(*tensors))([jax.numpy.asarray(array) for array in arrays])
-    else:
-        import torch
-
-        tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
-        gradients = torch.autograd.grad(function(*tensors), tensors)
-    return [to_numpy(gradient).astype(np.float64) for gradient in gradients]
-
-
-def layer_gradients(layer, x, cotangent, weights, training=None):
-    """``{"x": d/dx, name: d/d weight}`` of ``sum(cotangent * layer(x))``, the weights given as tensors
-    through a StatelessScope (how Keras's JAX trainer differentiates a layer)."""
-    variables = [weights[name] for name in weights]
-    cotangent = keras.ops.convert_to_tensor(cotangent.astype(np.float32))
-
-    def objective(x_tensor, *values):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            outputs = layer(x_tensor, training=training)
-        return keras.ops.sum(keras.ops.cast(outputs, "float32") * cotangent)
-
-    arrays = [x.astype(np.float32)] + [to_numpy(variable.value) for variable in variables]
-    return dict(zip(["x", *weights], autodiff(objective, arrays)))
 
 
 def test_the_backend_under_test_is_one_ci_runs():
@@ -141,24 +99,6 @@ def test_funnel_training_gradients_match_numpy_finite_differences(name, rng):
         return float(np.sum(np_funnel_training(x, changed) * cotangent))
 
     assert_matches_central_differences(analytic, perturbed, tolerance=2e-3, rng=rng)
-
-
-@pytest.mark.parametrize("name", keras_frelu.available())
-def test_mixed_float16_computes_in_half_precision_with_float32_weights(name, rng):
-    x = rng.normal(0.0, 3.0, (4, 5, 5, CHANNELS)).astype(np.float32)
-    kwargs = REFERENCES.get(name, ({},))[0]
-    reference, _ = make_layer(name, rng, kwargs, x)
-    layer, _ = make_layer(name, rng, kwargs, x, dtype="mixed_float16")
-    layer.set_weights(reference.get_weights())
-    output = layer(x, training=False)
-    assert keras.backend.standardize_dtype(output.dtype) == "float16"
-    assert all(str(weight.dtype) == "float32" for weight in layer.weights)
-    np.testing.assert_allclose(to_numpy(output).astype(np.float32), to_numpy(reference(x, training=False)),
-                               rtol=1e-2, atol=2e-2)
-    weights = {weight.path: weight for weight in layer.trainable_weights}
-    gradients = layer_gradients(layer, x, rng.normal(size=x.shape), weights, training=True)
-    assert all(np.isfinite(gradient).all() for gradient in gradients.values())
-    assert np.abs(gradients["x"]).max() > 0
 
 
 @pytest.fixture(scope="module")
