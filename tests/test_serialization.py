@@ -129,6 +129,18 @@ with open(f"{directory}/configs.json", "w") as file:
 
 # Keras's own saving code converts TF variables with np.array(x), which NumPy 2 flags; not ours to fix.
 @pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+def load_in_fresh_process(directory, backend=None, timeout=300):
+    """``LOADER`` run on ``directory`` in a new Python process (under ``backend``, default the running one);
+    the outputs it saved, ``loaded.npz``."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    result = subprocess.run([sys.executable, "-c", LOADER, str(directory)], capture_output=True, text=True,
+                            env=env, cwd=directory, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(directory / "loaded.npz")
+
+
 def test_saved_models_load_in_a_fresh_process_with_identical_outputs(tmp_path):
     inputs, expected, configs = {}, {}, {}
     for key, model in saved_models().items():
@@ -143,12 +155,7 @@ def test_saved_models_load_in_a_fresh_process_with_identical_outputs(tmp_path):
     regularized = [key for key in configs if expected[key + "/losses"].size]
     assert {"prelu", "pelu", "srelu", "flexrelu", "frelu", "frelu_light"} <= set(regularized)
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path)], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    loaded = np.load(tmp_path / "loaded.npz")
+    loaded = load_in_fresh_process(tmp_path)
     assert sorted(loaded.files) == sorted(expected)
     for key, value in expected.items():
         assert np.isfinite(value).all(), key

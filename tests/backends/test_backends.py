@@ -8,10 +8,6 @@ test_serialization.py); gradients come from the running backend's own automatic 
 (``autodiff``), and a model saved here is loaded by each of the other two backends in a process of its own.
 """
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -23,7 +19,7 @@ from test_layers import CHANNELS, REFERENCES, make_layer
 # test_layers' NumPy-reference tests are backend-neutral: imported here, pytest runs them under every backend.
 from test_layers import (test_layer_arguments_reach_the_formula, test_layer_matches_numpy_formula,  # noqa: F401
                          test_mixed_float16_computes_in_half_precision_with_float32_weights)
-from test_serialization import LOADER, ROOT, RNG, saved_models
+from test_serialization import RNG, load_in_fresh_process, saved_models
 
 BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND = keras.backend.backend()
@@ -120,11 +116,7 @@ def saved_here(tmp_path_factory):
 @pytest.mark.parametrize("loader", [backend for backend in BACKENDS if backend != BACKEND])
 def test_models_saved_here_load_under_another_backend_with_the_same_outputs(loader, saved_here):
     directory, expected = saved_here
-    env = {**os.environ, "KERAS_BACKEND": loader, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", LOADER, str(directory)], capture_output=True, text=True,
-                            env=env, cwd=directory, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = np.load(directory / "loaded.npz")
+    loaded = load_in_fresh_process(directory, backend=loader, timeout=600)
     assert sorted(loaded.files) == sorted(expected)
     for key, value in expected.items():
         assert np.isfinite(value).all(), key
