@@ -418,6 +418,16 @@ def _train(config, dataset, strategy, callbacks, run, chief):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
+    monitor = None
+    if not config.no_monitor and chief:
+        # Made first, so that its figure process starts while the model is built. Fixed samples, the same in
+        # every run of a dataset, so numbers and pictures compare across steps and runs: 16 test images for
+        # the pictures (their labels give the gradient norms), and up to --monitor_statistics_size validation
+        # images for the statistics.
+        monitor = ActivationMonitor(
+            run.events("activations"), sample=data.scale_images(dataset.test_images[:16]),
+            labels=dataset.test_labels[:16], statistics_sample=statistics_sample(dataset, config.monitor_statistics_size),
+            every_n_steps=config.monitor_step)
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         model, resume_from = _multi_worker_start(config, dataset, strategy, run, chief)
@@ -455,15 +465,7 @@ def _train(config, dataset, strategy, callbacks, run, chief):
                        for split, (images, labels) in evaluation_data.items()}
     validation_every = validation_interval(config, dataset.validation_size)
     loop = TrainingLoop(config, run, start_step, evaluation_data, writers, chief, previous, validation_every)
-    all_callbacks = [loop, *callbacks]
-    if not config.no_monitor and chief:
-        # Fixed samples, the same in every run of a dataset, so numbers and pictures compare across steps
-        # and runs: 16 test images for the pictures (their labels give the gradient norms), and up to
-        # --monitor_statistics_size validation images for the statistics.
-        all_callbacks.append(ActivationMonitor(
-            run.events("activations"), sample=data.scale_images(dataset.test_images[:16]),
-            labels=dataset.test_labels[:16], statistics_sample=statistics_sample(dataset, config.monitor_statistics_size),
-            every_n_steps=config.monitor_step))
+    all_callbacks = [loop, *callbacks, *([monitor] if monitor else [])]
 
     windows = max(0, math.ceil((config.max_training_steps - start_step) / config.log_step))
     try:

@@ -120,3 +120,21 @@ def running(pid):
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_figure_process_starts_when_a_monitor_with_figures_is_made():
+    # Started at construction, its imports overlap building the model; without figures none is started.
+    from keras_frelu.monitor import ActivationMonitor
+
+    process = figure_process.shared()
+    process.close()
+    sample = np.zeros((2, 3), np.float32)
+    ActivationMonitor("unused", sample=sample, figures=False)
+    assert process._process is None
+    ActivationMonitor("unused", sample=sample)
+    child = process._process.pid
+    assert running(child)
+    ActivationMonitor("unused", sample=sample)  # the process is shared: no second child
+    assert process._process.pid == child
+    process.close()
+    assert not running(child)

@@ -55,10 +55,10 @@ class ActivationMonitor(keras.callbacks.Callback):
     A final set (figures included) is written at the end of every ``fit`` unless its last step already has
     one. The hooks only copy the model's variables; the monitor's computation
     (``keras_frelu.monitor.compute``), statistics, pictures and the event writes run in a background thread
-    while training goes on, the figures in a child process (one per Python process, kept for later fits;
-    ``keras_frelu.monitor.figure_process``), and the end of ``fit`` (and ``write``) waits for them and
-    closes the event file. A monitor that starts at a step other than 0 (a
-    resumed run) marks the restart in its event files, so TensorBoard drops the replayed steps.
+    while training goes on, the figures in a child process (one per Python process, started when the
+    monitor is made and kept for later fits; ``keras_frelu.monitor.figure_process``), and the end of
+    ``fit`` (and ``write``) waits for them and closes the event file. A monitor that starts at a step other
+    than 0 (a resumed run) marks the restart in its event files, so TensorBoard drops the replayed steps.
 
     Args:
         log_dir: folder for the event files (created if missing).
@@ -108,6 +108,8 @@ class ActivationMonitor(keras.callbacks.Callback):
             keras.tree.map_structure(lambda array: _tensors(np.asarray(array)[start:start + batch]), statistics_sample)
             for start in range(0, size, batch)]
         self.monitored = []
+        if self.switches["figures"]:
+            figure_process.shared().start()  # its imports overlap building the model and starting fit
         self._background = BackgroundThread()
         self._outputs_model = self._computation = None
         self._writer = None
@@ -138,12 +140,11 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
         if self._computation is None:
-            # Compiled in the background while the first steps train, which it would otherwise hold up
-            # (the statistics function for its two batch sizes).
+            # Compiled in the background while the first steps train, which it would otherwise hold up.
             computation = self._model_computation()
             self._background.submit(computation.prepare, computation.snapshot(), self._sample, self._gradient_labels(),
-                                    self._statistics_batches[:1] + self._statistics_batches[-1:])
-        if self.switches["figures"]:  # starts the figure process and builds its figures
+                                    self._statistics_batches)
+        if self.switches["figures"]:  # builds the figures in the figure process (started at __init__)
             self._background.submit(self._draw_figures, None)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -191,11 +192,12 @@ class ActivationMonitor(keras.callbacks.Callback):
         event of summaries (unless ``parameters`` is None) and one of figures; each event is flushed so that
         a live TensorBoard sees it."""
         computation = self._computation
-        activations, norms = computation.values(state, self._sample, self._gradient_labels())
+        first, *further = self._statistics_batches
+        activations, gradients, reductions = computation.values(state, self._sample, self._gradient_labels(), first)
         events = []
         if parameters is not None:
-            reductions = [computation.reductions(state, batch) for batch in self._statistics_batches]
-            events.append(self._summaries(activations, reductions, norms, parameters))
+            reductions = [reductions] + [computation.reductions(state, batch) for batch in further]
+            events.append(self._summaries(activations, reductions, computation.norms(state, gradients), parameters))
         if figures:
             events.append(self._draw_figures(activations))
         for values in events:

@@ -25,11 +25,13 @@ from keras_frelu.monitor.statistics import batch_reductions
 
 class Computation:
     """The monitor's numbers for ``model``. ``snapshot()`` copies the model's variables (cheap: the training
-    thread does it); from a snapshot, ``values(state, sample, labels)`` gives the monitored layers' outputs on
-    the sample and, with ``weight_norms``, ``{tag: norm}`` (``weight_norm/K``, and given labels
-    ``gradient_norm/K``, for every layer ``K`` with trainable weights), and ``reductions(state, batch)``
-    reduces one batch of the statistics sample per monitored layer (``batch_reductions``), both as NumPy
-    values and from any thread, while training goes on."""
+    thread does it); from a snapshot, ``values(state, sample, labels, batch)`` gives, in one compiled call,
+    the monitored layers' outputs on the sample, the gradients of the compiled loss on ``(sample, labels)``
+    with respect to the trainable variables (None without labels) and the reductions of one batch of the
+    statistics sample per monitored layer (``batch_reductions``); ``reductions(state, batch)`` reduces each
+    further batch, and ``norms(state, gradients)`` gives ``{tag: norm}`` (``weight_norm/K``, and given
+    gradients ``gradient_norm/K``, for every layer ``K`` with trainable weights; empty without
+    ``weight_norms``). All as NumPy values, from any thread, while training goes on."""
 
     def __init__(self, model, outputs_model, edges, weight_norms=True):
         self.model, self.outputs_model = model, outputs_model
@@ -55,19 +57,34 @@ class Computation:
                 loss = self.model.compute_loss(x=sample, y=labels, y_pred=outputs["predictions"], training=False)
         return outputs["activations"], loss
 
-    def _norms(self, trainable_values, gradients):
-        norms = {}
-        for name, positions in self.weighted if self.weight_norms else ():
-            if gradients is not None:
-                norms[f"gradient_norm/{name}"] = _global_norm([gradients[index] for index in positions])
-            norms[f"weight_norm/{name}"] = _global_norm([trainable_values[index] for index in positions])
-        return norms
-
     def _reduce(self, trainable_values, non_trainable_values, batch):
         with self._scope(trainable_values, non_trainable_values):
             outputs = self.outputs_model(batch, training=False)["activations"]
         edges = ops.convert_to_tensor(self.edges)
         return [batch_reductions(layer_outputs, edges) for layer_outputs in outputs]
+
+    # -- the same on every backend -------------------------------------------------------------------
+    def norms(self, state, gradients):
+        """``{tag: L2 norm}`` of each weighted layer's weights in ``state`` (and ``gradients``, NumPy arrays in
+        the order of the trainable variables), summed in float64: NumPy on a few small arrays costs less
+        than compiling the per-tensor reductions into the graph."""
+        if not self.weight_norms:
+            return {}
+        weights = [to_numpy(value) for value in state[0]]
+        norms = {}
+        for name, positions in self.weighted:
+            if gradients is not None:
+                norms[f"gradient_norm/{name}"] = _global_norm([gradients[index] for index in positions])
+            norms[f"weight_norm/{name}"] = _global_norm([weights[index] for index in positions])
+        return norms
+
+    def prepare(self, state, sample, labels, batches):
+        """Compile ahead, where the backend can (TensorFlow, JAX), for each batch shape; the results are
+        thrown away."""
+        self.values(state, sample, labels, batches[0])
+        further = batches[1:]
+        for batch in further[:1] + further[-1:]:  # the last batch may be smaller
+            self.reductions(state, batch)
 
     # -- per backend ---------------------------------------------------------------------------------
     def snapshot(self):
@@ -79,22 +96,16 @@ class Computation:
     def _read(self, variable):
         raise NotImplementedError
 
-    def values(self, state, sample, labels):
+    def values(self, state, sample, labels, batch):
         raise NotImplementedError
 
     def reductions(self, state, batch):
         raise NotImplementedError
 
-    def prepare(self, state, sample, labels, batches):
-        """Compile ahead, where the backend can (TensorFlow, JAX); the results are thrown away."""
-        self.values(state, sample, labels)
-        for batch in batches:
-            self.reductions(state, batch)
 
-
-def _global_norm(tensors):
-    """The L2 norm of all the tensors together (``tf.linalg.global_norm``), in float32."""
-    return ops.sqrt(sum(ops.sum(ops.square(ops.cast(tensor, "float32"))) for tensor in tensors))
+def _global_norm(arrays):
+    """The L2 norm of all the arrays together (``tf.linalg.global_norm``)."""
+    return float(np.sqrt(sum(np.sum(np.square(np.asarray(array, dtype=np.float64))) for array in arrays)))
 
 
 def to_numpy(value):
@@ -111,7 +122,9 @@ def to_numpy(value):
 
 
 def _numpy(structure):
-    return keras.tree.map_structure(to_numpy, structure)
+    """NumPy copies of the tensors of ``structure``; None (no gradients) stays None (``keras.tree`` treats it
+    as a leaf)."""
+    return keras.tree.map_structure(lambda value: None if value is None else to_numpy(value), structure)
 
 
 class _TensorFlow(Computation):
@@ -126,7 +139,7 @@ class _TensorFlow(Computation):
     def _read(self, variable):
         return self._tf.identity(variable.value)
 
-    def _graph_values(self, trainable, non_trainable, sample, labels):
+    def _graph_values(self, trainable, non_trainable, sample, labels, batch):
         tf = self._tf
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(trainable)
@@ -138,11 +151,10 @@ class _TensorFlow(Computation):
         gradients = None
         if loss is not None:
             gradients = tape.gradient(loss, trainable, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return {"activations": activations, "norms": self._norms(trainable, gradients)}
+        return activations, gradients, self._reduce(trainable, non_trainable, batch)
 
-    def values(self, state, sample, labels):
-        result = _numpy(self._values_function(*state, sample, labels))
-        return result["activations"], result["norms"]
+    def values(self, state, sample, labels, batch):
+        return _numpy(self._values_function(*state, sample, labels, batch))
 
     def reductions(self, state, batch):
         return _numpy(self._reductions_function(*state, batch))
@@ -159,12 +171,12 @@ class _Jax(Computation):
 
         gradient = jax.value_and_grad(loss_and_activations, has_aux=True)
 
-        def graph_values(trainable, non_trainable, sample, labels):
+        def graph_values(trainable, non_trainable, sample, labels, batch):
             if labels is None:
-                activations, _ = self._forward(trainable, non_trainable, sample, None)
-                return activations, self._norms(trainable, None)
-            (_, activations), gradients = gradient(trainable, non_trainable, sample, labels)
-            return activations, self._norms(trainable, gradients)
+                (activations, _), gradients = self._forward(trainable, non_trainable, sample, None), None
+            else:
+                (_, activations), gradients = gradient(trainable, non_trainable, sample, labels)
+            return activations, gradients, self._reduce(trainable, non_trainable, batch)
 
         self._values_function = jax.jit(graph_values)
         self._reductions_function = jax.jit(self._reduce)
@@ -173,8 +185,8 @@ class _Jax(Computation):
     def _read(self, variable):
         return self._copy(variable.value)  # Keras's JAX trainer donates the variables' buffers to its next step
 
-    def values(self, state, sample, labels):
-        return _numpy(self._values_function(*state, sample, labels))
+    def values(self, state, sample, labels, batch):
+        return _numpy(self._values_function(*state, sample, labels, batch))
 
     def reductions(self, state, batch):
         return _numpy(self._reductions_function(*state, batch))
@@ -193,7 +205,7 @@ class _Torch(Computation):
     def prepare(self, state, sample, labels, batches):
         """Nothing to compile: PyTorch runs eagerly."""
 
-    def values(self, state, sample, labels):
+    def values(self, state, sample, labels, batch):
         torch = self._torch
         # Leaves of their own that share the snapshot's memory: the gradients go nowhere else.
         trainable = [tensor.detach().requires_grad_(tensor.is_floating_point()) for tensor in state[0]]
@@ -209,7 +221,8 @@ class _Torch(Computation):
                 for index, value in zip(differentiable, found):
                     gradients[index] = value
         with torch.no_grad():
-            return _numpy([tensor.detach() for tensor in activations]), _numpy(self._norms(trainable, gradients))
+            return _numpy([tensor.detach() for tensor in activations]), _numpy(gradients), \
+                _numpy(self._reduce(*state, _tensors(batch)))
 
     def reductions(self, state, batch):
         with self._torch.no_grad():

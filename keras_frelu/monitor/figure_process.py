@@ -55,8 +55,7 @@ class FigureProcess:
         from tensorboard.compat.proto import summary_pb2
 
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._start()
+            self._start()
             try:
                 _send(self._process.stdin, (list(layer_names), arrays))
                 status, reply = _receive(self._process.stdout)
@@ -69,7 +68,16 @@ class FigureProcess:
             raise RuntimeError(f"drawing the monitor's figures failed in their process:\n{reply}")
         return [summary_pb2.Summary.Value.FromString(value) for value in reply]
 
+    def start(self):
+        """Start the child now, if it is not running: its imports then overlap whatever the parent does
+        before the first figures."""
+        if self._process is None or self._process.poll() is not None:  # no wait for a set being drawn
+            with self._lock:
+                self._start()
+
     def _start(self):
+        if self._process is not None and self._process.poll() is None:
+            return
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
