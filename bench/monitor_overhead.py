@@ -93,18 +93,21 @@ class TimedMonitor(ActivationMonitor):
         self.seconds += time.perf_counter() - start
 
 
-def timed_fit(args, dataset, steps, callbacks):
-    """``(wall seconds, CPU seconds of the process and the monitor's figure process)`` of one fresh model's
-    ``fit``."""
+def timed_fit(args, dataset, steps, make_monitor=None):
+    """``(wall seconds, CPU seconds of the process and the monitor's figure process, the monitor or None)`` of
+    one fresh model's ``fit``; the monitor, if any, is made on the clock, just before ``fit`` (making it
+    starts its figure process)."""
     keras.utils.set_random_seed(0)
     model = models.reference_cnn(tuple(args.shape), NUM_CLASSES, activation=args.activation)
     model.compile(optimizer=keras.optimizers.Adam(1e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start, start_cpu = time.perf_counter(), time.process_time() + figure_process_cpu_seconds()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)
+    monitor = make_monitor() if make_monitor else None
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[monitor] if monitor else [], verbose=0,
+              shuffle=False)
     wall, cpu = time.perf_counter() - start, time.process_time() + figure_process_cpu_seconds() - start_cpu
     figure_process.shared().close()  # each run starts its own, as each trainer.py process does
-    return wall, cpu
+    return wall, cpu, monitor
 
 
 def main(argv=None):
@@ -112,21 +115,25 @@ def main(argv=None):
     load_at_start = os.getloadavg()[0]
     dataset, sample, labels, pool = synthetic_data(tuple(args.shape), args.batch_size)
     statistics_sample = pool[:args.statistics_size]
-    timed_fit(args, dataset, 20, [])  # warm-up: TensorFlow's one-time start-up costs belong to neither side
+    timed_fit(args, dataset, 20)  # warm-up: TensorFlow's one-time start-up costs belong to neither side
     runs = {"without": [], "with": [], "inside": [], "background": []}
     with tempfile.TemporaryDirectory() as log_root:
         for repeat in range(args.repeats):
-            monitor = TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels,
-                                   statistics_sample=statistics_sample)
+            def make_monitor():
+                return TimedMonitor(os.path.join(log_root, f"run{repeat}"), sample=sample, labels=labels,
+                                    statistics_sample=statistics_sample)
             # A B B A: a drift of the machine (or of the process) over the runs favours neither side
             for kind in ("without", "with") if repeat % 2 == 0 else ("with", "without"):
-                runs[kind].append(timed_fit(args, dataset, args.steps, [monitor] if kind == "with" else []))
-            runs["inside"].append(monitor.seconds / runs["with"][-1][0])
-            runs["background"].append(monitor.background_cpu_seconds / runs["with"][-1][0])
+                wall, cpu, monitor = timed_fit(args, dataset, args.steps, make_monitor if kind == "with" else None)
+                runs[kind].append((wall, cpu))
+                if monitor:
+                    runs["inside"].append(monitor.seconds / wall)
+                    runs["background"].append(monitor.background_cpu_seconds / wall)
+                    inside, background = monitor.seconds, monitor.background_cpu_seconds
             (wall, cpu), (monitored_wall, monitored_cpu) = runs["without"][-1], runs["with"][-1]
             print(f"repeat {repeat + 1}/{args.repeats}: without {wall:.2f} s ({cpu:.2f} CPU s), with "
-                  f"{monitored_wall:.2f} s ({monitored_cpu:.2f} CPU s) of which {monitor.seconds:.2f} s in the "
-                  f"monitor's hooks, and {monitor.background_cpu_seconds:.2f} CPU s in its background thread", flush=True)
+                  f"{monitored_wall:.2f} s ({monitored_cpu:.2f} CPU s) of which {inside:.2f} s in the "
+                  f"monitor's hooks, and {background:.2f} CPU s in its background thread", flush=True)
     without, with_monitor = (statistics.median(wall for wall, _ in runs[kind]) for kind in ("without", "with"))
     cpu_without, cpu_with = (statistics.median(cpu for _, cpu in runs[kind]) for kind in ("without", "with"))
     pair_ratio = statistics.median(w[0] / o[0] for o, w in zip(runs["without"], runs["with"]))

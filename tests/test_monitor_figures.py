@@ -5,6 +5,7 @@ import io
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -138,3 +139,20 @@ def test_the_figure_process_starts_when_a_monitor_with_figures_is_made():
     assert process._process.pid == child
     process.close()
     assert not running(child)
+
+
+def test_a_figure_process_that_dies_during_a_set_is_reported_and_the_next_set_starts_a_new_one():
+    process = figure_process.FigureProcess()
+    # A child that reads the start of the request and exits without a reply
+    process._process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.buffer.read(8)"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        with pytest.raises(RuntimeError, match=r"figure process ended \(exit code 0\)"):
+            process.draw(["act"], [np.zeros((2, 3), np.float32)])
+        drawn = []  # in a thread: a lock left held by the failure would hang here
+        worker = threading.Thread(target=lambda: drawn.append(process.draw(["act"], [np.zeros((2, 3), np.float32)])))
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive() and len(drawn[0]) == 3
+    finally:
+        process.close()

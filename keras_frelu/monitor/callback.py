@@ -139,13 +139,8 @@ class ActivationMonitor(keras.callbacks.Callback):
         self._fits += 1
         self._epoch_steps = 0
         self._summaries_step = self._figures_step = None
-        if self._computation is None:
-            # Compiled in the background while the first steps train, which it would otherwise hold up.
-            computation = self._model_computation()
-            self._background.submit(computation.prepare, computation.snapshot(), self._sample, self._gradient_labels(),
-                                    self._statistics_batches)
         if self.switches["figures"]:  # builds the figures in the figure process (started at __init__)
-            self._background.submit(self._draw_figures, None)
+            self._background.submit(lambda: self._figure_request(None)())
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_steps = 0
@@ -194,28 +189,35 @@ class ActivationMonitor(keras.callbacks.Callback):
         computation = self._computation
         first, *further = self._statistics_batches
         activations, gradients, reductions = computation.values(state, self._sample, self._gradient_labels(), first)
+        # The figure process draws while this thread computes the statistics.
+        figure_values = self._figure_request(activations) if figures else None
         events = []
-        if parameters is not None:
-            reductions = [reductions] + [computation.reductions(state, batch) for batch in further]
-            events.append(self._summaries(activations, reductions, computation.norms(state, gradients), parameters))
-        if figures:
-            events.append(self._draw_figures(activations))
+        try:
+            if parameters is not None:
+                reductions = [reductions] + [computation.reductions(state, batch) for batch in further]
+                events.append(self._summaries(activations, reductions, computation.norms(state, gradients), parameters))
+        finally:
+            if figure_values:
+                events.append(figure_values())
         for values in events:
             self._writer.write(step, values)
             self._writer.flush()
 
     def _model_computation(self):
         """The model's ``compute.Computation``, made at first use; reading ``self.model`` brings JAX's
-        training state into the model's variables."""
+        training state into the model's variables. Its functions compile at the first write, in the
+        background thread while training steps run (compiling them beside the tracing of Keras's own train
+        step, which holds the GIL, would delay the first step by as much)."""
         model = self.model
         if self._computation is None:
             self._computation = compute.for_backend(self.backend, model, self._outputs_model, HISTOGRAM_EDGES,
                                                     weight_norms=self.switches["weight_norms"])
         return self._computation
 
-    def _draw_figures(self, activations):
-        """The figures' summary values, drawn in the figure process (``figure_process``)."""
-        return figure_process.shared().draw([layer.name for layer in self.monitored], activations)
+    def _figure_request(self, activations):
+        """A function that returns the figures' summary values, drawn meanwhile in the figure process
+        (``figure_process``); with ``activations`` None it builds the figures."""
+        return figure_process.shared().request([layer.name for layer in self.monitored], activations)
 
     def _gradient_labels(self):
         return self._labels if self.switches["weight_norms"] else None

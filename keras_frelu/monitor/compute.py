@@ -78,14 +78,6 @@ class Computation:
             norms[f"weight_norm/{name}"] = _global_norm([weights[index] for index in positions])
         return norms
 
-    def prepare(self, state, sample, labels, batches):
-        """Compile ahead, where the backend can (TensorFlow, JAX), for each batch shape; the results are
-        thrown away."""
-        self.values(state, sample, labels, batches[0])
-        further = batches[1:]
-        for batch in further[:1] + further[-1:]:  # the last batch may be smaller
-            self.reductions(state, batch)
-
     # -- per backend ---------------------------------------------------------------------------------
     def snapshot(self):
         """``(trainable values, non-trainable values)``: tensors that later optimizer steps leave as they are
@@ -201,9 +193,6 @@ class _Torch(Computation):
 
     def _read(self, variable):
         return variable.value.detach().clone()  # the optimizer updates parameters in place
-
-    def prepare(self, state, sample, labels, batches):
-        """Nothing to compile: PyTorch runs eagerly."""
 
     def values(self, state, sample, labels, batch):
         torch = self._torch

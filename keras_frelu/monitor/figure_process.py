@@ -52,21 +52,42 @@ class FigureProcess:
     def draw(self, layer_names, arrays):
         """The summary values of ``figures.FigureSets(layer_names).draw(arrays)``; with ``arrays`` None only
         builds the figures (``FigureSets.prepare``)."""
+        return self.request(layer_names, arrays)()
+
+    def request(self, layer_names, arrays):
+        """Send ``draw``'s request and return a function that waits for its summary values, so that the
+        caller can work while the child draws. Other requests wait until that function has been called:
+        call it on every path."""
+        self._lock.acquire()
+        try:
+            self._start()
+            _send(self._process.stdin, (list(layer_names), arrays))
+        except BrokenPipeError:
+            self._lock.release()
+            self._ended()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._reply
+
+    def _reply(self):
         from tensorboard.compat.proto import summary_pb2
 
-        with self._lock:
-            self._start()
-            try:
-                _send(self._process.stdin, (list(layer_names), arrays))
-                status, reply = _receive(self._process.stdout)
-            except (EOFError, BrokenPipeError):
-                code = self._process.wait()
-                self._process = None
-                raise RuntimeError(f"the monitor's figure process ended (exit code {code}); its error, if any, "
-                                   "is on stderr above") from None
+        try:
+            status, reply = _receive(self._process.stdout)
+        except EOFError:
+            self._ended()
+        finally:
+            self._lock.release()
         if status == "error":
             raise RuntimeError(f"drawing the monitor's figures failed in their process:\n{reply}")
         return [summary_pb2.Summary.Value.FromString(value) for value in reply]
+
+    def _ended(self):
+        code = self._process.wait()
+        self._process = None
+        raise RuntimeError(f"the monitor's figure process ended (exit code {code}); its error, if any, is on "
+                           "stderr above") from None
 
     def start(self):
         """Start the child now, if it is not running: its imports then overlap whatever the parent does
