@@ -20,8 +20,9 @@ Panels, as in shaohua0116/Activation-Visualization-Histogram, with labelled axes
 One figure of each kind is built once and paints every layer in turn: building matplotlib figures and
 axes costs about as much as drawing them. Its frame (legend, y label, colour bar gradient) is drawn once,
 by tfplot; each picture then draws only what changes over a copy of the frame (``_Panel``). Even so
-figures are the monitor's most expensive output; the monitor draws them in its background thread
-(``keras_frelu.monitor.background``) while training goes on. The figures are only ever touched by that thread.
+figures are the monitor's most expensive output; the monitor draws them in a child process of their own
+(``keras_frelu.monitor.figure_process``) while training goes on. The figures are only ever touched by one
+thread.
 """
 
 import math
