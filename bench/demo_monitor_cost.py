@@ -4,9 +4,9 @@ training with the monitor on and with ``--no_monitor``, side by side in one proc
 Each run is ``keras_frelu.training.train`` with trainer.py's defaults (digits, reference_cnn, 3000 steps,
 validation, test evaluations, checkpoints) in a fresh run folder, timed from the call to its return (model
 building and the final predictions included); the process start (importing TensorFlow), the same for both,
-is left out. Reported: the cost ``median(monitor) / median(no monitor) - 1``, the median of the pair
-ratios, and the process CPU time of the runs (all threads and the figure process), which a shared machine
-disturbs less.
+is left out. Reported: the cost ``median(monitor) / median(no monitor) - 1`` and the median of the pair
+ratios (steadier where the machine drifts between runs), and the same two for the CPU time of the runs (all
+threads and the figure process).
 
     python bench/demo_monitor_cost.py --repeats 2
 """
@@ -58,11 +58,13 @@ def main(argv=None):
     (monitor, monitor_cpu), (plain, plain_cpu) = (
         (statistics.median(wall for wall, _ in times[kind]), statistics.median(cpu for _, cpu in times[kind]))
         for kind in ("monitor", "no monitor"))
-    pairs = statistics.median(m[0] / p[0] for m, p in zip(times["monitor"], times["no monitor"]))
+    pairs, cpu_pairs = (statistics.median(m[index] / p[index] for m, p in zip(times["monitor"], times["no monitor"]))
+                        for index in (0, 1))
     print(f"digits demo ({args.activation}, {args.steps} steps), {args.repeats} pairs: median wall {monitor:.2f} s "
           f"with the monitor against {plain:.2f} s without: cost {monitor / plain - 1:+.1%} (median of pair ratios "
-          f"{pairs - 1:+.1%}); CPU {monitor_cpu:.2f} s against {plain_cpu:.2f} s: {monitor_cpu / plain_cpu - 1:+.1%}; "
-          f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+          f"{pairs - 1:+.1%}); CPU {monitor_cpu:.2f} s against {plain_cpu:.2f} s: {monitor_cpu / plain_cpu - 1:+.1%} "
+          f"(median of pair ratios {cpu_pairs - 1:+.1%}); load average {load_at_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":
