@@ -127,13 +127,13 @@ def main(argv=None):
                 wall, cpu, monitor = timed_fit(args, dataset, args.steps, make_monitor if kind == "with" else None)
                 runs[kind].append((wall, cpu))
                 if monitor:
+                    monitored = monitor
                     runs["inside"].append(monitor.seconds / wall)
                     runs["background"].append(monitor.background_cpu_seconds / wall)
-                    inside, background = monitor.seconds, monitor.background_cpu_seconds
             (wall, cpu), (monitored_wall, monitored_cpu) = runs["without"][-1], runs["with"][-1]
             print(f"repeat {repeat + 1}/{args.repeats}: without {wall:.2f} s ({cpu:.2f} CPU s), with "
-                  f"{monitored_wall:.2f} s ({monitored_cpu:.2f} CPU s) of which {inside:.2f} s in the "
-                  f"monitor's hooks, and {background:.2f} CPU s in its background thread", flush=True)
+                  f"{monitored_wall:.2f} s ({monitored_cpu:.2f} CPU s) of which {monitored.seconds:.2f} s in the "
+                  f"monitor's hooks, and {monitored.background_cpu_seconds:.2f} CPU s in its background thread", flush=True)
     without, with_monitor = (statistics.median(wall for wall, _ in runs[kind]) for kind in ("without", "with"))
     cpu_without, cpu_with = (statistics.median(cpu for _, cpu in runs[kind]) for kind in ("without", "with"))
     pair_ratio = statistics.median(w[0] / o[0] for o, w in zip(runs["without"], runs["with"]))

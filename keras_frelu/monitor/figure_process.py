@@ -92,12 +92,15 @@ class FigureProcess:
     def start(self):
         """Start the child now, if it is not running: its imports then overlap whatever the parent does
         before the first figures."""
-        if self._process is None or self._process.poll() is not None:  # no wait for a set being drawn
+        if not self._running():  # checked before the lock too: no wait for a set being drawn
             with self._lock:
                 self._start()
 
+    def _running(self):
+        return self._process is not None and self._process.poll() is None
+
     def _start(self):
-        if self._process is not None and self._process.poll() is None:
+        if self._running():
             return
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.environ.get("PYTHONPATH")
