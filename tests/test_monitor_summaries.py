@@ -20,7 +20,7 @@ from keras_frelu.monitor.writer import open_writer
 def streamed(values, batch_size):
     statistics = StreamingStatistics()
     for start in range(0, len(values), batch_size):
-        reductions = batch_reductions(values[start:start + batch_size], HISTOGRAM_EDGES.astype(np.float32))
+        reductions = batch_reductions(values[start:start + batch_size])
         statistics.add({key: np.asarray(value) for key, value in reductions.items()})
     return statistics
 
@@ -44,18 +44,47 @@ def test_dead_channels_are_never_positive_at_any_position():
     assert result["dead_fraction"] == pytest.approx(1 - 2 / 12)
 
 
-def test_activation_histogram_edges_are_fixed_and_count_every_value():
+def numpy_buckets(values, edges):
+    """Bucket counts by the documented rule, independently: left <= v < right for v >= 0 (-0 and the negative
+    subnormals above -2^-133 included), left < v <= right below zero, values beyond the outer edges in the
+    outer buckets, non-finite ones in none."""
+    finite = values[np.isfinite(values)].astype(np.float64)
+    finite[(finite < 0) & (finite > -(2.0 ** -133))] = 0.0
+    index = np.where(finite < 0, np.searchsorted(edges, finite, side="left"),
+                     np.searchsorted(edges, finite, side="right")) - 1
+    return np.bincount(np.clip(index, 0, len(edges) - 2), minlength=len(edges) - 1)
+
+
+def test_activation_histogram_edges_are_as_documented():
+    edges = HISTOGRAM_EDGES
+    linear = edges[(edges >= -4) & (edges <= 4)]
+    np.testing.assert_array_equal(linear, np.arange(-128, 129) / 32)
+    outer = edges[edges > 4]
+    np.testing.assert_allclose(outer, 4 * 2.0 ** (np.arange(1, 45) / 4), rtol=2.0 ** -8)  # 16-bit prefixes
+    assert outer[-1] == 8192 and np.array_equal(edges, -edges[::-1])
+    bits = edges.astype(np.float32).view(np.uint32)
+    assert np.all(edges.astype(np.float32) == edges) and not np.any(bits & 0xFFFF)
+
+
+def test_activation_histograms_count_every_value_in_its_bucket_exactly():
     rng = np.random.default_rng(3)
-    values = np.concatenate([rng.normal(0, 2, 500), [0.0, 1e5, -1e6, np.nan, np.inf]]).astype(np.float32)
-    buckets = streamed(values.reshape(-1, 1), 64).histogram()
+    edges32 = HISTOGRAM_EDGES.astype(np.float32)
+    # every edge and its two float32 neighbours, where a search and a bit trick would part ways
+    ties = np.concatenate([edges32, np.nextafter(edges32, np.float32(np.inf)),
+                           np.nextafter(edges32, np.float32(-np.inf))])
+    values = np.concatenate([rng.normal(0, 2, 5000), rng.standard_cauchy(5000) * 50, ties,
+                             [0.0, -0.0, 1e5, -1e6, 3e38, -3e38, np.nan, np.inf, -np.inf]]).astype(np.float32)
+    rng.shuffle(values)
+    buckets = streamed(values.reshape(-1, 1), 1000).histogram()
     np.testing.assert_array_equal(buckets[:, 0], HISTOGRAM_EDGES[:-1])
-    assert buckets[:, 2].sum() == 503  # the finite values; those beyond +-1e4 in the outer buckets
-    assert buckets[0, 2] >= 1 and buckets[-1, 2] >= 1
-    linear = (HISTOGRAM_EDGES >= -5) & (HISTOGRAM_EDGES <= 5)
-    np.testing.assert_allclose(np.diff(HISTOGRAM_EDGES[linear]), 0.05, rtol=1e-4)
-    inner = values[np.abs(values) < 5]
-    counts, _ = np.histogram(inner, bins=HISTOGRAM_EDGES[linear])
-    np.testing.assert_array_equal(buckets[linear[:-1] & linear[1:], 2], counts)
+    np.testing.assert_array_equal(buckets[:, 1], HISTOGRAM_EDGES[1:])
+    np.testing.assert_array_equal(buckets[:, 2], numpy_buckets(values, HISTOGRAM_EDGES))
+    assert buckets[:, 2].sum() == values.size - 3  # the finite values
+    zero = np.searchsorted(HISTOGRAM_EDGES, 0.0)
+    only_zeros = streamed(np.array([[0.0], [-0.0]], np.float32), 1).histogram()[:, 2]
+    assert only_zeros[zero] == 2 and only_zeros.sum() == 2  # -0 is zero: in [0, 1/32)
+    assert streamed(np.array([[-1e-3]], np.float32), 1).histogram()[zero - 1, 2] == 1
+    assert streamed(np.array([[-1e-39]], np.float32), 1).histogram()[zero - 1, 2] == 1  # a subnormal below -2^-133
 
 
 def test_histogram_buckets_of_constant_and_non_finite_values():

@@ -11,7 +11,7 @@ from keras_frelu.monitor import compute, figure_process
 from keras_frelu.monitor.background import BackgroundThread
 from keras_frelu.monitor import summaries as summary_module
 from keras_frelu.monitor.images import activation_image
-from keras_frelu.monitor.statistics import HISTOGRAM_EDGES, StreamingStatistics, histogram_buckets
+from keras_frelu.monitor.statistics import StreamingStatistics, histogram_buckets
 from keras_frelu.monitor.writer import open_writer
 
 FIGURE_INTERVALS = 10  # figures are drawn at every 10th monitor step by default: matplotlib is the costly part
@@ -210,7 +210,7 @@ class ActivationMonitor(keras.callbacks.Callback):
         step, which holds the GIL, would delay the first step by as much)."""
         model = self.model
         if self._computation is None:
-            self._computation = compute.for_backend(self.backend, model, self._outputs_model, HISTOGRAM_EDGES,
+            self._computation = compute.for_backend(self.backend, model, self._outputs_model,
                                                     weight_norms=self.switches["weight_norms"])
         return self._computation
 

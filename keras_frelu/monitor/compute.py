@@ -33,9 +33,8 @@ class Computation:
     gradients ``gradient_norm/K``, for every layer ``K`` with trainable weights; empty without
     ``weight_norms``). All as NumPy values, from any thread, while training goes on."""
 
-    def __init__(self, model, outputs_model, edges, weight_norms=True):
+    def __init__(self, model, outputs_model, weight_norms=True):
         self.model, self.outputs_model = model, outputs_model
-        self.edges = np.asarray(edges, dtype=np.float32)
         self.weight_norms = weight_norms
         self.trainable = list(model.trainable_variables)
         self.non_trainable = list(model.non_trainable_variables)
@@ -60,8 +59,7 @@ class Computation:
     def _reduce(self, trainable_values, non_trainable_values, batch):
         with self._scope(trainable_values, non_trainable_values):
             outputs = self.outputs_model(batch, training=False)["activations"]
-        edges = ops.convert_to_tensor(self.edges)
-        return [batch_reductions(layer_outputs, edges) for layer_outputs in outputs]
+        return [batch_reductions(layer_outputs) for layer_outputs in outputs]
 
     # -- the same on every backend -------------------------------------------------------------------
     def norms(self, state, gradients):
