@@ -197,12 +197,14 @@ def test_histograms_hold_numpy_bucket_counts_on_edges_fixed_for_every_step_and_l
             buckets = value_at(run["events"], f"activations/{name}/values", step)
             first_edges = buckets[:, :2] if first_edges is None else first_edges
             np.testing.assert_array_equal(buckets[:, :2], first_edges)
-        assert buckets[0, 0] == -8192 and buckets[-1, 1] == 8192 and buckets[:, 1].tolist() == buckets[1:, 0].tolist() + [8192]
+        assert buckets[0, 0] == -8192 and buckets[-1, 1] == 8192
+        assert buckets[:, 1].tolist() == buckets[1:, 0].tolist() + [8192]
         # Independently: bucket i holds left_i <= v < right_i above zero, left_i < v <= right_i below it, the
         # values beyond the outer edges in the outer buckets.
         edges = np.concatenate([buckets[:, 0], [buckets[-1, 1]]])
         flat = values.astype(np.float64).ravel()
-        index = np.where(flat < 0, np.searchsorted(edges, flat, side="left"), np.searchsorted(edges, flat, side="right")) - 1
+        index = np.where(flat < 0, np.searchsorted(edges, flat, side="left"),
+                         np.searchsorted(edges, flat, side="right")) - 1
         counts = np.bincount(np.clip(index, 0, len(edges) - 2), minlength=len(edges) - 1)
         # Values within float32 rounding of an edge may land either side (the reference outputs here come from
         # another graph than the monitor's): allow that many moves.

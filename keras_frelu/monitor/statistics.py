@@ -15,13 +15,12 @@ compiled graph on every backend) reduces each batch's layer output to a few numb
 ``values`` histograms use ``HISTOGRAM_EDGES``, the same edges for every layer and step, so TensorBoard's
 offset view and the comparison report's overlays line up: 1/32 wide on [-4, 4], then four per octave
 (ratio 2^(1/4)) to +-8192; values beyond fall in the outermost buckets, non-finite ones in none. A bucket
-holds ``left <= v < right`` above zero and ``left < v <= right`` below it (the bucket of a value is that of
-its magnitude, mirrored; zero of either sign is in ``[0, 1/32)``, as are the negative subnormals above
--2^-133, which share -0's leading bits): the graph counts the values by their
-float32 bits' 16 leading bits (65,536 counts, one pass), on which every edge falls, so each such prefix lies
-in one bucket and ``StreamingStatistics`` maps the counts to buckets exactly (``PREFIX_BUCKETS``), without
-searching the edges for every value. ``histogram_buckets`` makes the equal-width histograms of the
-activation parameters.
+holds ``left <= v < right`` above zero and ``left < v <= right`` below it: the bucket of a value is that of
+its magnitude, mirrored (zero of either sign is in ``[0, 1/32)``, as are the negative subnormals above
+-2^-133, which share -0's leading bits). The graph counts the values by the 16 leading bits of their float32
+bits (65,536 counts, one pass); every edge is such a prefix, so the floats of each prefix lie in one bucket
+and ``StreamingStatistics`` maps the counts to buckets exactly (``PREFIX_BUCKETS``), with no search of the
+edges for every value. ``histogram_buckets`` makes the equal-width histograms of the activation parameters.
 """
 
 import numpy as np
@@ -95,7 +94,8 @@ def batch_reductions(outputs):
 
 
 def _prefix_counts(prefixes):
-    """How many of ``prefixes`` have each value: TensorFlow's bincount (faster than its segment_sum on CPU), elsewhere a segment_sum (a bincount's output size is not static, so JAX cannot compile it)."""
+    """How many of ``prefixes`` have each value: TensorFlow's bincount (faster than its segment_sum on CPU),
+    elsewhere a segment_sum (a bincount's output size is not static, so JAX cannot compile it)."""
     import keras
     from keras import ops
 
