@@ -81,8 +81,8 @@ def test_activation_histograms_count_every_value_in_its_bucket_exactly():
     np.testing.assert_array_equal(buckets[:, 2], numpy_buckets(values, HISTOGRAM_EDGES))
     assert buckets[:, 2].sum() == values.size - 3  # the finite values
     zero = np.searchsorted(HISTOGRAM_EDGES, 0.0)
-    only_zeros = streamed(np.array([[0.0], [-0.0]], np.float32), 1).histogram()[:, 2]
-    assert only_zeros[zero] == 2 and only_zeros.sum() == 2  # -0 is zero: in [0, 1/32)
+    only_zeros = streamed(np.array([[0.0], [-0.0], [-1e-41]], np.float32), 1).histogram()[:, 2]
+    assert only_zeros[zero] == 3 and only_zeros.sum() == 3  # -0 and -1e-41 (prefix of -0) in [0, 1/32)
     assert streamed(np.array([[-1e-3]], np.float32), 1).histogram()[zero - 1, 2] == 1
     assert streamed(np.array([[-1e-39]], np.float32), 1).histogram()[zero - 1, 2] == 1  # a subnormal below -2^-133
 

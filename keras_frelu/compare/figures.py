@@ -153,7 +153,7 @@ def histograms_figure(dataset, groups, layers, palette):
 
 def _value_axis(ax, histograms):
     """The x axis over the buckets that hold values; symmetric-log when they reach far out (the monitor's
-    fixed edges run to ±1e4), linear within ±1."""
+    fixed edges run to ±8192), linear within ±1."""
     occupied = np.concatenate([buckets[buckets[:, 2] > 0, :2].ravel() for buckets in histograms] or [[]])
     if occupied.size:
         ax.set_xlim(occupied.min(), occupied.max())
