@@ -86,11 +86,12 @@ class Computation:
     def _read(self, variable):
         raise NotImplementedError
 
+    # TensorFlow and JAX compile ``_values_function`` and ``_reductions_function``; PyTorch (eager) overrides both.
     def values(self, state, sample, labels, batch):
-        raise NotImplementedError
+        return _numpy(self._values_function(*state, sample, labels, batch))
 
     def reductions(self, state, batch):
-        raise NotImplementedError
+        return _numpy(self._reductions_function(*state, batch))
 
 
 def _global_norm(arrays):
@@ -143,12 +144,6 @@ class _TensorFlow(Computation):
             gradients = tape.gradient(loss, trainable, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return activations, gradients, self._reduce(trainable, non_trainable, batch)
 
-    def values(self, state, sample, labels, batch):
-        return _numpy(self._values_function(*state, sample, labels, batch))
-
-    def reductions(self, state, batch):
-        return _numpy(self._reductions_function(*state, batch))
-
 
 class _Jax(Computation):
     def __init__(self, *args, **kwargs):
@@ -174,12 +169,6 @@ class _Jax(Computation):
 
     def _read(self, variable):
         return self._copy(variable.value)  # Keras's JAX trainer donates the variables' buffers to its next step
-
-    def values(self, state, sample, labels, batch):
-        return _numpy(self._values_function(*state, sample, labels, batch))
-
-    def reductions(self, state, batch):
-        return _numpy(self._reductions_function(*state, batch))
 
 
 class _Torch(Computation):
