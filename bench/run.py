@@ -300,7 +300,7 @@ def pipeline_section(quick):
 # compilation choices ---------------------------------------------------------------------------------
 
 def fit_step(activation, jit, steps_per_execution, steps=16):
-    """``model.fit`` over ``steps`` steps of one in-memory batch (no input work), as training.py compiles
+    """``model.fit`` over ``steps`` steps of one in-memory batch (no input work), as keras_frelu.training compiles
     the model (Adam, accuracy metric) with ``jit_compile`` and ``steps_per_execution``; one call runs all
     ``steps``."""
     keras.utils.set_random_seed(0)
@@ -328,7 +328,7 @@ def compile_section(rounds, steps=16):
         for (label, _, _), value in zip(variants, seconds):
             log(f"  {name}, {label}: {value / steps * 1e3:.1f} ms/step")
             lines.append(f"| {name} | {label} | {value / steps * 1e3:.1f} | {value / seconds[0]:.2f} |")
-    return (f"`model.fit` of {steps} steps on one in-memory batch (Adam, accuracy metric, as training.py), "
+    return (f"`model.fit` of {steps} steps on one in-memory batch (Adam, accuracy metric, as keras_frelu.training), "
             f"reference_cnn {activations.IMAGE_SHAPE}, batch {activations.BATCH}; medians of {rounds} interleaved "
             f"rounds of the four variants.\n\n" + "\n".join(lines))
 
@@ -407,7 +407,7 @@ def parse_args(argv):
         args.activations = list(QUICK_ACTIVATIONS) if args.quick else \
             [name for name in keras_frelu.available() if name != "relu"]
     try:
-        args.activations = [keras_frelu.registry.canonical_name(name) for name in args.activations]
+        args.activations = [keras_frelu.activations.canonical_name(name) for name in args.activations]
     except ValueError as error:
         parser.error(str(error).splitlines()[0])
     return args

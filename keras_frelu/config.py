@@ -67,7 +67,12 @@ def build_parser(prog=None):
     """trainer.py's argument parser (script.py parses the trainer flags after ``--`` with it too)."""
     parser = cli.ArgumentParser(prog=prog, description=TRAINER_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = parser.add_argument
+    for add_flags in (_add_data_flags, _add_model_flags, _add_schedule_flags, _add_run_flags):
+        add_flags(parser.add_argument)
+    return parser
+
+
+def _add_data_flags(add):
     add("--dataset", default=DEFAULTS.dataset,
         help="dataset name under --data_dir (digits, MNIST, SVHN, CIFAR10, ... or your own) or a path to a "
              "dataset folder (default: %(default)s, embedded, no download needed)")
@@ -80,6 +85,9 @@ def build_parser(prog=None):
     add("--activation", default=DEFAULTS.activation,
         help="activation registry name, e.g. relu, lrelu, prelu, elu, selu, frelu, flexrelu, ftswishplus "
              "(python -c 'import keras_frelu; print(keras_frelu.available())' lists all; default: %(default)s)")
+
+
+def _add_model_flags(add):
     add("--model", default=DEFAULTS.model, choices=MODELS, help="network (default: %(default)s)")
     add("--batch_size", type=int, default=DEFAULTS.batch_size, help="global batch size (default: %(default)s)")
     add("--learning_rate", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate (default: %(default)s)")
@@ -87,6 +95,9 @@ def build_parser(prog=None):
         help="halve the learning rate every 10,000 steps (exponential staircase decay, as the original)")
     add("--clip_norm", type=float, default=DEFAULTS.clip_norm,
         help="clip gradients to this global norm, a positive number (default: %(default)s)")
+
+
+def _add_schedule_flags(add):
     add("--max_training_steps", type=int, default=DEFAULTS.max_training_steps,
         help="train until this global step (default: %(default)s)")
     add("--log_step", type=int, default=DEFAULTS.log_step,
@@ -104,6 +115,9 @@ def build_parser(prog=None):
         help="activation statistics and histograms are over the first N images of the validation split (the "
              "test split without one), the same in every run of a comparison (default: %(default)s)")
     add("--no_monitor", action="store_true", help="do not write activation summaries")
+
+
+def _add_run_flags(add):
     add("--train_dir", default=DEFAULTS.train_dir, help="parent folder of run directories (default: %(default)s)")
     add("--prefix", default=DEFAULTS.prefix, help="run name prefix: <prefix>-<dataset>-<activation>-<model>-seed<N>")
     add("--seed", type=int, default=DEFAULTS.seed, help="random seed of initialisation and data order (default: %(default)s)")
@@ -119,7 +133,6 @@ def build_parser(prog=None):
     add("--deterministic", action="store_true", help="bitwise-reproducible kernels (slower)")
     add("--no_progress", dest="progress", action="store_false", help="no progress bar")
     add("--verbose", action="store_true", help="show TensorFlow's own start-up and log messages")
-    return parser
 
 
 TRAINER_DESCRIPTION = """\
@@ -167,10 +180,10 @@ def validate(config, activation=True):
         raise UsageError(f"--checkpoint {config.checkpoint!r} does not exist; give the path of a .keras "
                          "checkpoint (e.g. train_dir/RUN/checkpoints/ckpt-00001000.keras)")
     if activation:
-        from keras_frelu import registry
+        from keras_frelu import activations  # loads Keras and the layers
 
         try:
-            registry.canonical_name(config.activation)
+            activations.canonical_name(config.activation)
         except ValueError as error:
             raise UsageError(f"--activation: {error}") from None
 

@@ -87,19 +87,15 @@ def write_predictions(path, predictions, step):
                  label_probability=predictions["label_probability"])
 
 
-def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_size=256, output_dir=None):
-    """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report. Its files go
-    to ``output_dir``, by default the run (under the run's lock) or the checkpoint's folder."""
-    import tensorflow as tf  # deferred: ``resolve`` checks the flags without it
-
-    checkpoint, run = resolve(run_dir, checkpoint)
+def _model_and_dataset(checkpoint, run, dataset, data_dir, flag):
+    """The checkpoint's model and its dataset (by default the run's), refused if they do not fit each other."""
     flags = run.flags() if run else {}
     dataset_name = dataset or flags.get("dataset")
     if not dataset_name:
         raise UsageError(f"{checkpoint} is not inside a run directory with config.json; pass --dataset")
     loaded = data.load_dataset(dataset_name, data_dir=data_dir or flags.get("data_dir", "datasets"),
                                test_fraction=flags.get("test_fraction", 0.2))
-    model = checkpoints.check_loadable(checkpoint, flag="--checkpoint" if run_dir is None else "the checkpoint")
+    model = checkpoints.check_loadable(checkpoint, flag=flag)
     if tuple(model.input_shape[1:]) != tuple(loaded.image_shape):
         raise UsageError(f"the model takes images of {tuple(model.input_shape[1:])} but {loaded.name} has "
                          f"{tuple(loaded.image_shape)}; pass the --dataset it was trained on")
@@ -107,7 +103,17 @@ def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_s
     if outputs != loaded.num_classes:
         raise UsageError(f"the model predicts {outputs} classes but {loaded.name} has {loaded.num_classes}; "
                          "pass the --dataset it was trained on")
+    return model, loaded
 
+
+def evaluate(run_dir=None, checkpoint=None, dataset=None, data_dir=None, batch_size=256, output_dir=None):
+    """Evaluate a checkpoint on its dataset's test split; return (and write) the eval report. Its files go
+    to ``output_dir``, by default the run (under the run's lock) or the checkpoint's folder."""
+    import tensorflow as tf  # deferred: ``resolve`` checks the flags without it
+
+    checkpoint, run = resolve(run_dir, checkpoint)
+    model, loaded = _model_and_dataset(checkpoint, run, dataset, data_dir,
+                                       flag="--checkpoint" if run_dir is None else "the checkpoint")
     test = data.make_dataset(loaded.test_images, loaded.test_labels, batch_size, shuffle=False)
     predicted = predict(model, test, loaded.test_labels)
     labels, predictions = predicted["label"], predicted["predicted"]

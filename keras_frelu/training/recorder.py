@@ -1,0 +1,156 @@
+"""The run's record at the end of each logging window: training scalars, validation (which alone picks the best
+step and its weights), test figures (only reported), checkpoints and metrics.json."""
+
+import math
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_frelu import checkpoints, files
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """At the end of each window of ``fit`` (an epoch of ``--log_step`` steps): the window's mean loss and
+    accuracy to ``train/``, validation every ``validation_every`` steps, the whole test split every
+    ``--test_sample_step`` steps, a checkpoint every ``--output_save_step`` steps, and all of them at the
+    last step. Only the chief writes files; the others join the collective reads of a checkpoint.
+
+    ``previous`` is the metrics.json of the run this one resumes, as of its last checkpoint."""
+
+    def __init__(self, config, run, steps, non_finite, progress, evaluation_data, writers, chief, previous,
+                 validation_every):
+        super().__init__()
+        self.config, self.run, self.chief = config, run, chief
+        self.steps, self.non_finite, self.progress = steps, non_finite, progress  # the run's other callbacks
+        self.evaluation_data = evaluation_data  # {"validation": tf.data (if any), "test": tf.data}
+        self.validation_every = validation_every
+        self.writers = writers
+        self.previous = previous
+        self.history = []
+        self.started = time.perf_counter()
+        self.best_accuracy = previous.get("best_validation_accuracy")
+        self.best_step = previous.get("best_validation_step")
+        self.best_weights = read_best_weights(run, self.best_step) if chief and self.best_step else None
+        self.best_saved = True
+        self.at_best = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.non_finite.diverged_at is not None:
+            return
+        step, last = self.steps.step, self.steps.last
+        record = {"step": step, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
+                  "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                  "images_per_s": self.steps.steps_per_s() * self.config.batch_size}
+        self._write_scalars("train", record)
+        if "validation" in self.evaluation_data and (last or step % self.validation_every == 0):
+            record.update(self.evaluate("validation"))
+            self._track_best(record["validation_accuracy"])
+        if last or step % self.config.test_sample_step == 0:
+            record.update(self.evaluate("test"))
+            if self.chief:
+                self.progress.write(f"step {step}: test accuracy {record['test_accuracy']:.4f}, "
+                                    f"test loss {record['test_loss']:.4f}")
+        self.history.append(record)
+        if last or step % self.config.output_save_step == 0:
+            self.save()
+
+    def evaluate(self, split, write=True):
+        """``{split_loss, split_accuracy}`` over the whole split, in inference mode (written to ``split/``)."""
+        result = self.model.evaluate(self.evaluation_data[split], verbose=0, return_dict=True)
+        loss, accuracy = float(result["loss"]), float(result["accuracy"])
+        if write:
+            self._write_scalars(split, {"loss": loss, "accuracy": accuracy})
+        return {f"{split}_loss": loss, f"{split}_accuracy": accuracy}
+
+    def _track_best(self, accuracy):
+        """Keep the weights of the best validation accuracy so far (the first of equal ones)."""
+        if self.best_accuracy is None or accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_step = accuracy, self.steps.step
+            self.best_weights = [np.array(weights) for weights in self.model.get_weights()]
+            self.best_saved = False
+
+    def test_at_best(self):
+        """The test figures of the best-validation weights (the model's own weights are put back)."""
+        if self.best_weights is None:
+            return {}
+        final = self.model.get_weights()
+        self.model.set_weights(self.best_weights)
+        try:
+            result = self.evaluate("test", write=False)
+        finally:
+            self.model.set_weights(final)
+        self.at_best = {f"{key}_at_best_validation": value for key, value in result.items()}
+        return self.at_best
+
+    def save(self):
+        """A checkpoint of the current step, the best weights if they are new, and metrics.json so far."""
+        if not self.non_finite.weights_finite():
+            return
+        if self.chief:
+            checkpoints.save_checkpoint(self.model, self.run, self.steps.step)
+            if not self.best_saved:
+                write_best_weights(self.run, self.best_step, self.best_weights)
+                self.best_saved = True
+            self.run.write_metrics(self.metrics(complete=False))
+        else:  # saving reads synchronised variables, a collective operation every worker must join
+            with tempfile.TemporaryDirectory() as scratch:
+                checkpoints.save_checkpoint(self.model, scratch, self.steps.step)
+
+    def metrics(self, complete):
+        """What ``metrics.json`` holds: the final test and validation figures, the best validation step and
+        the test figures there, and the history since step 0."""
+        history = merge_history(self.previous.get("history", []), self.history)
+        latest = {}
+        for record in history:
+            latest.update({key: value for key, value in record.items() if key.startswith(("test_", "validation_"))})
+        speeds = [record["images_per_s"] for record in history if "images_per_s" in record]
+        return {
+            "complete": complete,
+            "step": self.steps.step,
+            **{key: latest.get(key) for key in ("test_accuracy", "test_loss", "validation_accuracy",
+                                                "validation_loss")},
+            "best_validation_accuracy": self.best_accuracy,
+            "best_validation_step": self.best_step,
+            "test_accuracy_at_best_validation": self.at_best.get("test_accuracy_at_best_validation"),
+            "test_loss_at_best_validation": self.at_best.get("test_loss_at_best_validation"),
+            "wall_time_s": self.previous.get("wall_time_s", 0.0) + time.perf_counter() - self.started,
+            # The median window: robust to the first window of each process, which includes tracing.
+            "images_per_s": statistics.median(speeds) if speeds else 0.0,
+            "history": history,
+        }
+
+    def _write_scalars(self, split, record):
+        writer = self.writers.get(split)
+        if writer is None:
+            return
+        with writer.as_default(step=self.steps.step):
+            for key, value in record.items():
+                if key != "step":
+                    tf.summary.scalar(key, value)
+        writer.flush()
+
+
+def write_best_weights(run, step, weights):
+    with files.atomic_write(run.best_weights_path, "wb") as handle:
+        np.savez(handle, step=step, **{f"w{index}": array for index, array in enumerate(weights)})
+
+
+def read_best_weights(run, step):
+    """The best-validation weights saved with the checkpoint this run resumes from, if they are of ``step``."""
+    try:
+        with np.load(run.best_weights_path) as saved:
+            if int(saved["step"]) != step:
+                return None
+            return [saved[f"w{index}"] for index in range(len(saved.files) - 1)]
+    except (OSError, KeyError, ValueError):  # missing or damaged: the replayed steps may find it again
+        return None
+
+
+def merge_history(previous, current):
+    """Earlier windows of a resumed run, then this run's (later steps replace replayed ones)."""
+    first = current[0]["step"] if current else math.inf
+    return [record for record in previous if record["step"] < first] + current
