@@ -124,7 +124,7 @@ def main(argv=None):
     parser.add_argument("--step-pairs", type=int, default=15, help="interleaved pairs per training-step ratio")
     parser.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
-    activations = [keras_frelu.registry.canonical_name(name) for name in args.activations]
+    activations = [keras_frelu.activations.canonical_name(name) for name in args.activations]
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
 
     load_before = os.getloadavg()[0]

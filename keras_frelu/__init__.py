@@ -3,7 +3,7 @@
 Importing the package registers every layer with Keras serialisation as soon as Keras is imported (at
 once if it already is), so ``keras.models.load_model`` restores saved models that use them. The package
 itself imports neither Keras nor TensorFlow: the command-line tools answer ``--help`` and bad flags at
-once, and ``keras_frelu.get``, ``available`` and ``layers`` load them on first use.
+once, and ``keras_frelu.get``, ``available``, ``activations`` and ``layers`` load them on first use.
 """
 
 import importlib
@@ -12,19 +12,20 @@ import importlib.util
 import sys
 
 __version__ = "0.1.0"
-__all__ = ["available", "get", "layers", "register", "__version__"]
+__all__ = ["activations", "available", "get", "layers", "register", "__version__"]
 
-_LAZY = {"available": "keras_frelu.registry", "get": "keras_frelu.registry", "register": "keras_frelu.registry"}
+_LAZY = {"available": "keras_frelu.activations", "get": "keras_frelu.activations", "register": "keras_frelu.registry"}
 
 
 def __getattr__(name):
-    if name == "layers":
-        return importlib.import_module("keras_frelu.layers")
+    if name in ("activations", "layers"):
+        return importlib.import_module(f"keras_frelu.{name}")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'keras_frelu' has no attribute {name!r}")
 
 
+# Still needed: it registers the layers for load_model without importing Keras (and TensorFlow) with the package.
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds ``keras`` like the finders after it, and once Keras has loaded imports ``keras_frelu.layers``.
     Stays in place until that has happened (TensorFlow may start importing Keras and retry later)."""

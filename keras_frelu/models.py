@@ -6,7 +6,7 @@ them (``activation_layers``).
 
 import keras
 
-from keras_frelu import registry
+from keras_frelu import activations
 from keras_frelu.errors import UsageError
 from keras_frelu.layers import ActivationLayer, ZeroPadShortcut
 
@@ -46,7 +46,7 @@ def reference_cnn(input_shape, num_classes, activation="relu", **activation_kwar
     """
     height, width, channels = _check_image_shape(input_shape, "reference_cnn")
     _check_num_classes(num_classes, "reference_cnn")
-    batch_norm = registry.canonical_name(activation) != "selu"
+    batch_norm = activations.canonical_name(activation) != "selu"
     if channels not in (1, 3):
         raise UsageError(f"reference_cnn is defined for 1-channel (grayscale) or 3-channel (colour) images, "
                          f"got {channels} channels; convert the images to one of those")
@@ -57,16 +57,16 @@ def reference_cnn(input_shape, num_classes, activation="relu", **activation_kwar
     for index, units in enumerate(filters, start=1):
         x = keras.layers.Conv2D(units, 5, strides=2, padding="same", name=f"conv{index}",
                                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(x)
-        x = registry.get(activation, name=f"act_conv{index}", **activation_kwargs)(x)
+        x = activations.get(activation, name=f"act_conv{index}", **activation_kwargs)(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"bn{index}")(x)
         x = keras.layers.Dropout(0.5, name=f"dropout{index}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate((16 * num_classes, 4 * num_classes), start=1):
         x = keras.layers.Dense(units, name=f"fc{index}")(x)
-        x = registry.get(activation, name=f"act_fc{index}", **activation_kwargs)(x)
+        x = activations.get(activation, name=f"act_fc{index}", **activation_kwargs)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name=f"reference_cnn_{registry.canonical_name(activation)}")
+    return keras.Model(inputs, logits, name=f"reference_cnn_{activations.canonical_name(activation)}")
 
 
 def cifar_resnet(depth, num_classes, input_shape=(32, 32, 3), activation="relu", act_after_add=True,
@@ -96,7 +96,7 @@ def cifar_resnet(depth, num_classes, input_shape=(32, 32, 3), activation="relu",
         return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
 
     def act(x, name):
-        return registry.get(activation, name=f"act_{name}", **activation_kwargs)(x)
+        return activations.get(activation, name=f"act_{name}", **activation_kwargs)(x)
 
     inputs = keras.Input(shape=(height, width, channels), name="image")
     x = act(conv_bn(inputs, 16, 1, "stem"), "stem")
@@ -115,7 +115,7 @@ def cifar_resnet(depth, num_classes, input_shape=(32, 32, 3), activation="relu",
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     suffix = "" if act_after_add else "_noactadd"
-    return keras.Model(inputs, logits, name=f"cifar_resnet{depth}_{registry.canonical_name(activation)}{suffix}")
+    return keras.Model(inputs, logits, name=f"cifar_resnet{depth}_{activations.canonical_name(activation)}{suffix}")
 
 
 def activation_layers(model):

@@ -1,13 +1,9 @@
-"""Activation names (the ``--activation`` values of every CLI) and the layers they make.
+"""The table of activation names (the ``--activation`` values of every CLI) and the decorator that fills it.
 
-Each activation layer class registers itself with ``@register(name, aliases=...)``; that one decorator fills
-the table read by ``available``, ``canonical_name`` and ``get`` and registers the class with Keras
-serialisation. This module imports no layer at its top (the layer modules import ``register`` from here);
-the lookup functions import ``keras_frelu.layers`` so that the table is complete whoever calls them first.
-Keras itself is imported on first use, so that ``--help`` and flag checks of the CLIs need no TensorFlow.
+Each activation layer class registers itself with ``@register(name, aliases=...)``, which adds it to the table
+and registers the class with Keras serialisation. This module imports no layer (the layer modules import it);
+looking names up is ``keras_frelu.activations``, which imports the layers so that the table is complete.
 """
-
-import difflib
 
 PACKAGE = "keras_frelu"  # the Keras serialisation package: saved configs name the classes "keras_frelu>Class"
 
@@ -15,7 +11,8 @@ _LAYERS = {}  # registry name -> layer class
 _ALIASES = {}  # alias -> registry name
 
 
-def _key(name):
+def key(name):
+    """How names are compared: case, surrounding spaces and '-' vs '_' do not matter."""
     return str(name).strip().lower().replace("-", "_")
 
 
@@ -36,7 +33,7 @@ def register(name, *, aliases=()):
                         f"write aliases=({aliases!r},)")
     names = [name, *aliases]
     for each in names:
-        if not isinstance(each, str) or not each or _key(each) != each:
+        if not isinstance(each, str) or not each or key(each) != each:
             raise ValueError(f"activation names are non-empty lower-case strings with '_' rather than '-', "
                              f"got {each!r}")
     if len(set(names)) != len(names):
@@ -45,9 +42,9 @@ def register(name, *, aliases=()):
     def decorator(cls):
         import keras  # loaded already, as the layer module being decorated imports it
 
-        from keras_frelu.layers.base import ActivationLayer
-
-        if not (isinstance(cls, type) and issubclass(cls, ActivationLayer)):
+        # ActivationLayer's own method, checked by name so that this module imports no layer.
+        if not (isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
+                and callable(getattr(cls, "add_activation_weight", None))):
             raise TypeError(f"@register({name!r}) decorates subclasses of keras_frelu.layers.ActivationLayer, "
                             f"got {cls!r}")
         for each in names:
@@ -63,53 +60,18 @@ def register(name, *, aliases=()):
     return decorator
 
 
-def _table():
-    """The filled table: importing the layers runs their ``@register`` decorators."""
-    import keras_frelu.layers  # noqa: F401
-
-    return _LAYERS
+def classes():
+    """``{registry name: layer class}`` of every activation registered so far."""
+    return dict(_LAYERS)
 
 
-def available():
-    """The activation names, sorted (aliases such as ``silu`` are accepted by ``get`` but not listed)."""
-    return sorted(_table())
+def aliases():
+    """``{alias: registry name}`` of every alias registered so far."""
+    return dict(_ALIASES)
 
 
-def canonical_name(name):
-    """The registry name for ``name`` or one of its aliases (case and '-' vs '_' do not matter)."""
-    table = _table()
-    key = _key(name)
-    key = _ALIASES.get(key, key)
-    if key not in table:
-        close = difflib.get_close_matches(key, list(table) + list(_ALIASES), n=3, cutoff=0.5)
-        suggestions = [repr(match) + (f" (= {_ALIASES[match]})" if match in _ALIASES else "") for match in close]
-        hint = f"did you mean {', '.join(suggestions)}? " if close else ""
-        raise ValueError(f"unknown activation {name!r}; {hint}available: {', '.join(available())}")
-    return key
-
-
-def get(activation, /, **kwargs):
-    """A layer for ``activation``, as timm's ``get_act_layer``:
-
-    - a name or alias (see ``canonical_name``): a new layer of its class, ``kwargs`` to its constructor
-      (``name=`` is the Keras layer name);
-    - a layer class (any ``keras.layers.Layer`` subclass): a new instance, ``cls(**kwargs)``;
-    - a layer instance: that same layer, as is; ``kwargs`` are then an error (they would be ignored).
-
-    Anything else raises ``TypeError``; an unknown name raises ``ValueError`` with the closest names.
-    """
-    table = _table()  # imports Keras, which this module leaves to its first use
-    import keras
-
-    if isinstance(activation, keras.layers.Layer):
-        if kwargs:
-            raise ValueError(f"got the layer instance {activation.name!r} ({type(activation).__name__}) with "
-                             f"keyword arguments {sorted(kwargs)}; they would be ignored: pass a name or a layer "
-                             f"class to make a new layer with them")
-        return activation
-    if isinstance(activation, type) and issubclass(activation, keras.layers.Layer):
-        return activation(**kwargs)
-    if isinstance(activation, str):
-        return table[canonical_name(activation)](**kwargs)
-    raise TypeError(f"an activation is a name, a keras.layers.Layer subclass or a layer instance, got "
-                    f"{activation!r} ({type(activation).__name__})")
+def resolve(name):
+    """The registry name of ``name`` or of the alias ``name`` (case and '-' vs '_' do not matter), else None."""
+    wanted = key(name)
+    wanted = _ALIASES.get(wanted, wanted)
+    return wanted if wanted in _LAYERS else None

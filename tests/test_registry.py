@@ -5,7 +5,7 @@ import keras
 import pytest
 
 import keras_frelu
-from keras_frelu import layers, registry
+from keras_frelu import activations, layers, registry
 
 ISSUE_NAMES = {  # issue 2, "Activation layers": registry name -> class
     "relu": layers.ReLU, "lrelu": layers.LeakyReLU, "prelu": layers.PReLU, "elu": layers.ELU,
@@ -43,7 +43,7 @@ def test_every_activation_is_registered_with_keras_serialisation(name):
                                          ("generalrelu", "grelu"), ("FReLU", "frelu"), ("Leaky-ReLU", "lrelu")])
 def test_aliases_and_spelling_variants(alias, name):
     assert type(keras_frelu.get(alias)) is ISSUE_NAMES[name]
-    assert registry.canonical_name(alias) == name
+    assert activations.canonical_name(alias) == name
 
 
 def test_name_kwarg_names_the_layer_and_other_kwargs_reach_the_constructor():

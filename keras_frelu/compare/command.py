@@ -7,7 +7,7 @@ import math
 import os
 import sys
 
-from keras_frelu import cli, registry
+from keras_frelu import cli
 from keras_frelu import config as train_config
 from keras_frelu.compare import plan, resources, state
 from keras_frelu.compare.tensorboard import DEFAULT_PORT
@@ -138,8 +138,10 @@ def check_baseline(name, activations):
     otherwise."""
     if name is None:
         return None
+    from keras_frelu.activations import canonical_name  # loads Keras and the layers, once the flags have been read
+
     try:
-        canonical = registry.canonical_name(name)
+        canonical = canonical_name(name)
     except ValueError as error:
         raise UsageError(f"--baseline: {error}") from None
     if canonical not in activations:

@@ -29,10 +29,10 @@ def choose_baseline(activations, requested=None):
         return DEFAULT_BASELINE if DEFAULT_BASELINE in activations else activations[0]
     if requested in activations:
         return requested
-    from keras_frelu import registry  # loads the layers: only for an alias
+    from keras_frelu.activations import canonical_name  # loads the layers: only for an alias
 
     try:
-        canonical = registry.canonical_name(requested)
+        canonical = canonical_name(requested)
     except ValueError:
         canonical = None
     if canonical not in activations:

@@ -7,7 +7,7 @@ import json
 import os
 
 from keras_frelu import config as train_config
-from keras_frelu import data, registry
+from keras_frelu import data
 from keras_frelu.errors import UsageError
 
 DEFAULT_ACTIVATIONS = ("relu", "lrelu", "selu", "frelu")
@@ -34,10 +34,12 @@ def trainer_config(parser, argv):
 
 def activation_names(names):
     """The registry names of ``names`` (aliases resolved), each once, in the given order."""
+    from keras_frelu import activations  # loads Keras and the layers, once the flags have been read
+
     canonical = []
     for name in names:
         try:
-            canonical.append(registry.canonical_name(name))
+            canonical.append(activations.canonical_name(name))
         except ValueError as error:
             raise UsageError(f"--activations: {error}") from None
     return list(dict.fromkeys(canonical))
