@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_frelu import data, models  # noqa: E402
 from keras_frelu.cli import ArgumentParser, run  # noqa: E402
-from keras_frelu.data import hdf5  # noqa: E402
+from keras_frelu.data import hdf5, per_id  # noqa: E402
 from keras_frelu.errors import UsageError  # noqa: E402
 
 CIFAR_SHAPE, CIFAR_COUNT = (32, 32, 3), 50_000
@@ -122,10 +122,10 @@ def per_id_times(folder, count, repeats):
     first, cached = [], []
     for _ in range(repeats):
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(folder, hdf5.CACHE_FILE))
-        first.append(timed(lambda: hdf5.read_folder(folder)))
-        cached.append(timed(lambda: hdf5.read_folder(folder)))
-    assert hdf5.read_folder(folder).layout == "per-id (columnar cache)"
+            os.remove(os.path.join(folder, per_id.CACHE_FILE))
+        first.append(timed(lambda: data.read_folder(folder)))
+        cached.append(timed(lambda: data.read_folder(folder)))
+    assert data.read_folder(folder).layout == "per-id (columnar cache)"
     return written, [statistics.median(values) for values in zip(*first)], \
         [statistics.median(values) for values in zip(*cached)]
 

@@ -12,7 +12,7 @@ import re
 import zipfile
 
 from keras_frelu import files
-from keras_frelu.errors import UsageError
+from keras_frelu.errors import UsageError, first_line
 from keras_frelu.rundir import RunDir
 
 # Keras does not save the state of random seed generators (dropout masks), so a resumed run would draw
@@ -91,7 +91,7 @@ def _damage(path):
         with zipfile.ZipFile(path) as archive:
             failing = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        return f"not a whole .keras archive: {_first_line(error)}"
+        return f"not a whole .keras archive: {first_line(error, limit=200, empty='no message')}"
     return None if failing is None else f"its member {failing} fails its checksum"
 
 
@@ -101,12 +101,8 @@ def check_loadable(path, flag="--checkpoint"):
         return load_checkpoint(path)
     except Exception as error:  # noqa: BLE001 - any damage means: not a usable checkpoint
         raise UsageError(f"{flag} {path!r} is not a loadable .keras checkpoint ({type(error).__name__}: "
-                         f"{_first_line(error)}); give a ckpt-*.keras file from a run's checkpoints/ folder") from None
-
-
-def _first_line(error):
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else "no message"
+                         f"{first_line(error, limit=200, empty='no message')}); give a ckpt-*.keras file from a run's "
+                         "checkpoints/ folder") from None
 
 
 def _seed_generators(model):

@@ -15,6 +15,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 VERBOSE_VARIABLE = "KERAS_FRELU_VERBOSE"
+# Prefixes of the TensorFlow/absl start-up lines that no flag silences.
+TENSORFLOW_NOISE = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
 
 
 def quiet_tensorflow(verbose=False):

@@ -1,4 +1,5 @@
-"""Errors that the command-line tools turn into one-line messages and exit codes."""
+"""Errors that the command-line tools turn into one-line messages and exit codes, and ``first_line``, which
+quotes another library's error in such a message."""
 
 
 class KerasFreluError(Exception):
@@ -32,3 +33,11 @@ class StorageError(KerasFreluError):
     was saved before stays intact; after the fix the same command resumes."""
 
     exit_code = 1
+
+
+def first_line(error, limit=None, empty=None):
+    """The first line of ``error``'s message, cut to ``limit`` characters; ``empty`` (default: the error's type
+    name) when it has no message."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else empty or type(error).__name__
+    return line[:limit]

@@ -11,9 +11,11 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from conftest import CLI_ENV, error_lines
+from helpers import CLI_ENV, error_lines
 
 from keras_frelu.data import hdf5, load_dataset
+from keras_frelu.data.dataset import seeded_split
+from keras_frelu.data.per_id import CACHE_FILE
 
 
 def write_per_id_folder(folder, images, labels, ids=None, one_hot=True, data_name="data.hdf5"):
@@ -52,7 +54,7 @@ def test_per_id_and_columnar_layouts_give_the_same_dataset(tmp_path):
     np.testing.assert_array_equal(per_id.train_images, columnar.train_images)
     np.testing.assert_array_equal(per_id.test_labels, columnar.test_labels)
     # Every example once, with its own label, in id.txt order within each split.
-    test_ids = [ids[position] for position in hdf5.seeded_split(ids, 0.2, 0)]
+    test_ids = [ids[position] for position in seeded_split(ids, 0.2, 0)]
     train_rows = [index for index, identifier in enumerate(ids) if identifier not in test_ids]
     np.testing.assert_array_equal(per_id.train_images, images[train_rows])
     np.testing.assert_array_equal(per_id.train_labels, labels[train_rows])
@@ -88,13 +90,13 @@ def test_the_original_name_data_hy_and_bool_one_hot_labels_work(tmp_path):
 
 def test_seeded_split_is_stable_order_independent_and_seeded():
     ids = [f"img_{index}" for index in range(1000)]
-    split = hdf5.seeded_split(ids, 0.2, seed=0)
+    split = seeded_split(ids, 0.2, seed=0)
     assert len(split) == 200 and len(set(split)) == 200
-    np.testing.assert_array_equal(split, hdf5.seeded_split(ids, 0.2, seed=0))
+    np.testing.assert_array_equal(split, seeded_split(ids, 0.2, seed=0))
     reordered = ids[::-1]
-    assert {reordered[p] for p in hdf5.seeded_split(reordered, 0.2, 0)} == {ids[p] for p in split}
-    assert set(hdf5.seeded_split(ids, 0.2, seed=1)) != set(split)
-    assert len(hdf5.seeded_split([f"d{index}" for index in range(1797)], 0.2, 0)) == 360  # ceil(359.4)
+    assert {reordered[p] for p in seeded_split(reordered, 0.2, 0)} == {ids[p] for p in split}
+    assert set(seeded_split(ids, 0.2, seed=1)) != set(split)
+    assert len(seeded_split([f"d{index}" for index in range(1797)], 0.2, 0)) == 360  # ceil(359.4)
 
 
 def test_test_fraction_and_seed_choose_the_custom_split(tmp_path):
@@ -150,19 +152,19 @@ def test_many_per_id_examples_are_cached_and_the_cache_is_used_afterwards(tmp_pa
 
     first = load_dataset(str(tmp_path / "big"))
     assert first.layout == "per-id (columnar cache built)"
-    assert (tmp_path / "big" / hdf5.CACHE_FILE).is_file()
+    assert (tmp_path / "big" / CACHE_FILE).is_file()
     assert len(first.test_labels) == math.ceil(0.2 * count) and len(first.train_labels) == count - math.ceil(0.2 * count)
 
     def no_group_reading(*args):
         raise AssertionError("the per-id groups were read again")
 
-    monkeypatch.setattr(hdf5, "_per_id_blocks", no_group_reading)
+    monkeypatch.setattr("keras_frelu.data.per_id._per_id_blocks", no_group_reading)
     second = load_dataset(str(tmp_path / "big"))
     assert second.layout == "per-id (columnar cache)"
     for name in ("train_images", "train_labels", "test_images", "test_labels"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     # And the cached arrays are the source's examples (the split is by id: check through the ids).
-    test_ids = hdf5.seeded_split([f"example{index}" for index in range(count)], 0.2, 0)
+    test_ids = seeded_split([f"example{index}" for index in range(count)], 0.2, 0)
     np.testing.assert_array_equal(second.test_images, images[test_ids])
     np.testing.assert_array_equal(second.test_labels, labels[test_ids])
 
@@ -188,7 +190,7 @@ def test_the_cache_is_rebuilt_when_the_data_file_or_id_txt_changes(tmp_path):
 def test_a_folder_where_the_cache_cannot_be_written_still_loads(tmp_path, caplog):
     images, labels = small_arrays(count=10)
     write_per_id_folder(tmp_path / "blocked", images, labels)
-    (tmp_path / "blocked" / hdf5.CACHE_FILE).mkdir()  # the cache file's name is taken
+    (tmp_path / "blocked" / CACHE_FILE).mkdir()  # the cache file's name is taken
     with caplog.at_level(logging.WARNING, logger="keras_frelu.data"):
         dataset = load_dataset(str(tmp_path / "blocked"))
     assert "cannot write" in caplog.text

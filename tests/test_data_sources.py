@@ -11,7 +11,8 @@ import pytest
 import scipy.io
 from fake_sources import FileServer, cifar100, idx, mnist_like, tar_gz
 
-from keras_frelu.data import hdf5, load_dataset, sources
+from keras_frelu.data import converters, downloader, hdf5, load_dataset, sources
+from keras_frelu.data.dataset import seeded_split
 from keras_frelu.errors import DatasetError, DownloadError
 
 
@@ -29,7 +30,7 @@ def served(tmp_path):
 def test_fetch_checks_the_md5_and_renames_the_finished_file(served, tmp_path):
     server, content = served
     target = tmp_path / "downloads" / "file.bin"
-    sources.fetch([f"{server.url}/good/file.bin"], str(target), md5=hashlib.md5(content).hexdigest(), say=quiet)
+    downloader.fetch([f"{server.url}/good/file.bin"], str(target), md5=hashlib.md5(content).hexdigest(), say=quiet)
     assert target.read_bytes() == content
     assert os.listdir(tmp_path / "downloads") == ["file.bin"]
 
@@ -38,7 +39,7 @@ def test_fetch_resumes_a_partial_file_with_a_range_request(served, tmp_path):
     server, content = served
     target = tmp_path / "file.bin"
     (tmp_path / "file.bin.part").write_bytes(content[:123_456])  # left by an interrupted run
-    sources.fetch([f"{server.url}/good/file.bin"], str(target), md5=hashlib.md5(content).hexdigest(), say=quiet)
+    downloader.fetch([f"{server.url}/good/file.bin"], str(target), md5=hashlib.md5(content).hexdigest(), say=quiet)
     assert target.read_bytes() == content
     assert server.requests == [("good/file.bin", "bytes=123456-")]
 
@@ -46,7 +47,7 @@ def test_fetch_resumes_a_partial_file_with_a_range_request(served, tmp_path):
 def test_fetch_retries_a_dropped_connection_from_where_it_stopped(served, tmp_path):
     server, content = served
     server.drop_once.add("good/file.bin")
-    sources.fetch([f"{server.url}/good/file.bin"], str(tmp_path / "file.bin"), backoff=0.01, say=quiet)
+    downloader.fetch([f"{server.url}/good/file.bin"], str(tmp_path / "file.bin"), backoff=0.01, say=quiet)
     assert (tmp_path / "file.bin").read_bytes() == content
     assert server.requests == [("good/file.bin", None), ("good/file.bin", f"bytes={len(content) // 2}-")]
 
@@ -55,7 +56,7 @@ def test_fetch_without_a_length_or_checksum_still_refuses_a_cut_gzip_and_resumes
     content = gzip.compress(np.random.default_rng(4).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
     with FileServer({"f.gz": content}, drop_once=["f.gz"], no_length=["f.gz"]) as server:
         target = tmp_path / "f.gz"
-        sources.fetch([f"{server.url}/f.gz"], str(target), md5=None, backoff=0.01, say=quiet)
+        downloader.fetch([f"{server.url}/f.gz"], str(target), md5=None, backoff=0.01, say=quiet)
     assert target.read_bytes() == content  # the cut stream was noticed and the rest fetched
     assert [requested for _, requested in server.requests] == [None, f"bytes={len(content) // 2}-"]
 
@@ -63,7 +64,7 @@ def test_fetch_without_a_length_or_checksum_still_refuses_a_cut_gzip_and_resumes
 def test_fetch_falls_back_to_the_next_url(served, tmp_path):
     server, content = served
     urls = [f"{server.url}/gone/file.bin", f"{server.url}/good/file.bin"]
-    sources.fetch(urls, str(tmp_path / "file.bin"), backoff=0.01, say=quiet)
+    downloader.fetch(urls, str(tmp_path / "file.bin"), backoff=0.01, say=quiet)
     assert (tmp_path / "file.bin").read_bytes() == content
     assert [path for path, _ in server.requests] == ["gone/file.bin", "good/file.bin"]  # a 404 is not retried
 
@@ -71,14 +72,14 @@ def test_fetch_falls_back_to_the_next_url(served, tmp_path):
 def test_fetch_with_a_wrong_md5_deletes_the_file_and_says_so(served, tmp_path):
     server, _ = served
     with pytest.raises(DownloadError, match=r"checksum mismatch \(md5 [0-9a-f]{32}, expected 0{32}\)"):
-        sources.fetch([f"{server.url}/good/file.bin"], str(tmp_path / "file.bin"), md5="0" * 32, say=quiet)
+        downloader.fetch([f"{server.url}/good/file.bin"], str(tmp_path / "file.bin"), md5="0" * 32, say=quiet)
     assert os.listdir(tmp_path) == []
 
 
 def test_fetch_reports_when_every_url_fails(served, tmp_path):
     server, _ = served
     with pytest.raises(DownloadError, match=r"could not download file.bin \(1 URL\(s\) tried; last: .*404"):
-        sources.fetch([f"{server.url}/gone/file.bin"], str(tmp_path / "file.bin"), say=quiet)
+        downloader.fetch([f"{server.url}/gone/file.bin"], str(tmp_path / "file.bin"), say=quiet)
 
 
 def test_fashion_mnist_through_a_mirror_with_its_class_names(tmp_path):
@@ -134,9 +135,9 @@ CORRUPT = {
     "SVHN garbage": ("train_32x32.mat", lambda: b"MATLAB 5.0 MAT-file" + bytes(200), "not an SVHN MATLAB file"),
     "SVHN label 0": ("train_32x32.mat", lambda: svhn_with_label(0), "with labels 1..10"),
 }
-CONVERTERS = {"train-images-idx3-ubyte.gz": lambda path: sources._read_idx(path, 3),
+CONVERTERS = {"train-images-idx3-ubyte.gz": lambda path: converters._read_idx(path, 3),
               "cifar-100-python.tar.gz": lambda path: sources.SOURCES["CIFAR100"].convert({"archive": path}),
-              "train_32x32.mat": sources._read_svhn}
+              "train_32x32.mat": converters._read_svhn}
 
 
 @pytest.mark.parametrize("case", list(CORRUPT))
@@ -144,7 +145,7 @@ def test_unreadable_archives_raise_corrupt_archive(tmp_path, monkeypatch, case):
     name, make, message = CORRUPT[case]
     monkeypatch.chdir(tmp_path)
     (tmp_path / name).write_bytes(make())
-    with pytest.raises(sources.CorruptArchive, match=message) as raised:
+    with pytest.raises(converters.CorruptArchive, match=message) as raised:
         CONVERTERS[name](name)
     assert raised.value.path == name
     assert not (tmp_path / "pwned").exists()
@@ -157,7 +158,7 @@ def test_digits_are_the_real_sklearn_digits_with_a_fixed_split(tmp_path):
     assert len(dataset.train_labels) == 1437 and len(dataset.test_labels) == 360
     assert dataset.image_shape == (8, 8, 1) and dataset.train_images.dtype == np.uint8
     reference = load_digits()
-    test_positions = hdf5.seeded_split([f"{index:04d}" for index in range(1797)], 0.2, 0)
+    test_positions = seeded_split([f"{index:04d}" for index in range(1797)], 0.2, 0)
     is_test = np.isin(np.arange(1797), test_positions)
     expected = np.round(reference.images * 255 / 16).astype(np.uint8)[..., None]
     np.testing.assert_array_equal(dataset.train_images, expected[~is_test])

@@ -1,54 +1,23 @@
 """Training a comparison's runs on a Ray cluster (``script.py --ray ADDRESS``): one Ray task per run.
 
-``RayPool`` is a pool of ``keras_frelu.compare.runner``: the comparison's bookkeeping (runs.json, logs
-echoed with the run's name, failures, Ctrl-C, TensorBoard, the report) stays in ``runner.Comparison``.
-
-- **A run** is a Ray task (``train_run``) asking for ``--cpus_per_run`` CPUs and ``--gpus_per_run`` GPUs.
-  On its node it runs trainer.py as a child process with the local mode's command line, in this machine's
-  working directory, with as many TensorFlow threads as CPUs, and the GPUs Ray gave it
-  (``CUDA_VISIBLE_DEVICES``; none for a CPU run, so it cannot take a GPU Ray gives to another).
-- **Shared storage**: every node that can take a run must see the comparison folder, and this machine's
-  Python, trainer.py, working directory and dataset folders, at the same paths. ``check_nodes`` runs a task
-  on each such node before anything trains: a one-line UsageError names the node that cannot.
-- **Logs**: the task appends its trainer's output to the run's log file in the comparison folder, after a
-  line saying where it trains; this process tails the file and echoes the lines as in local mode.
-- **Ctrl-C**: ``ray.cancel`` raises KeyboardInterrupt in the task, which forwards one SIGINT to its trainer
-  (it exits 130 with its checkpoints intact) and returns the exit code; a second Ctrl-C cancels with
-  ``force=True``, which ends the worker, and the trainer with it.
-- **script.py killed outright**: Ray ends its job's tasks, and their trainers with them (killed: their
-  checkpoints stay loadable); runs.json still says running, and the same command resumes them.
-- **A node that dies**: Ray retries the task (``max_retries``) on another node, and trainer.py resumes from
-  the run's last checkpoint on the shared storage. One writer per run relies on two things. A trainer dies
-  with its Ray worker (``PR_SET_PDEATHSIG``), and a worker with its node's raylet, which exits when the
-  cluster has declared its node dead or it lost the head for longer than Ray's reconnect timeout. And the
-  run lock (``flock`` on ``RUN/.lock``, keras_frelu.rundir), which a retried task waits for up to
-  ``LOCK_WAIT_S`` before it starts its trainer, keeps a second writer out wherever ``flock`` is coherent:
-  on one host always; across hosts on NFSv4 (Linux emulates flock with NFS byte-range locks), CephFS,
-  GPFS, or Lustre mounted with ``-o flock``; not on NFSv3 without lockd, nor with ``-o local_lock``.
+``RayPool`` is a ``keras_frelu.compare.pool.Pool``; the comparison's bookkeeping stays in
+``runner.Comparison``. How it works (tasks, shared storage, logs, Ctrl-C, dying nodes): docs/ray.md.
 """
 
 import contextlib
-import ctypes
-import fcntl
 import math
 import os
-import re
-import shlex
-import signal
 import socket
-import subprocess
 import time
 import uuid
 
-from keras_frelu.errors import UsageError
+from keras_frelu.compare.ray_node import HEADER, POLL_S, check_node, train_run
+from keras_frelu.errors import UsageError, first_line
 
 INSTALL_HINT = "--ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')"
 MAX_RETRIES = 3  # node deaths a run survives
-LOCK_WAIT_S = 120  # longer than Ray's default raylet reconnect timeout (60 s), after which it exits
 CHECK_TIMEOUT_S = 180  # each node starts a worker for the check; slow on a loaded machine
 CONNECT_TIMEOUT_S = 10
-POLL_S = 0.2
-HEADER = re.compile(r"^=== \S+ \S+ on (?P<host>\S+) \(Ray node (?P<node>[0-9a-f]+)\)")
 
 
 def import_ray(address):
@@ -78,7 +47,7 @@ def connect(address, cpus):
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        raise UsageError(f"--ray {address}: cannot connect ({_first_line(error)}); start a cluster with "
+        raise UsageError(f"--ray {address}: cannot connect ({first_line(error)}); start a cluster with "
                          "ray start --head, or use --ray local") from None
     return ray
 
@@ -92,7 +61,7 @@ def _check_reachable(ray, address):
 
             target = canonicalize_bootstrap_address(address)
         except (ImportError, ValueError, ConnectionError) as error:
-            raise UsageError(f"--ray {address}: {_first_line(error)}; start a cluster with ray start --head, "
+            raise UsageError(f"--ray {address}: {first_line(error)}; start a cluster with ray start --head, "
                              "or use --ray local") from None
         if target is None:
             raise UsageError(f"--ray {address}: no running Ray cluster found; start one with ray start --head, "
@@ -101,124 +70,18 @@ def _check_reachable(ray, address):
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except (OSError, ValueError) as error:
-        raise UsageError(f"--ray {address}: no Ray cluster answers at {host}:{port} ({_first_line(error)}); "
+        raise UsageError(f"--ray {address}: no Ray cluster answers at {host}:{port} ({first_line(error)}); "
                          "start one with ray start --head, or use --ray local") from None
 
-
-def _first_line(error):
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
-
-
-# ------------------------------------------------------------------------------------------- on a node
-
-_libc = None
-
-
-def _trainer_setup():
-    """In the trainer child, before it runs: the SIGINT that Ray blocks in its workers gets through, and the
-    trainer dies with the worker that started it (PR_SET_PDEATHSIG = 1)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-def _wait_for_run_lock(lock_path, log):
-    """Wait until no process holds the run's lock: the trainer of an attempt that Ray gave up on may still be
-    ending. After ``LOCK_WAIT_S``, trainer.py starts anyway and itself refuses, naming the holder."""
-    if not os.path.exists(lock_path):
-        return
-    deadline, said = time.monotonic() + LOCK_WAIT_S, False
-    while time.monotonic() < deadline:
-        with open(lock_path, "a+") as handle:  # NFS grants an exclusive lock only to a file open for writing
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return  # closing the file releases it
-            except BlockingIOError:
-                if not said:
-                    handle.seek(0)
-                    log.write(f"waiting for {handle.read().strip() or 'another process'} to release "
-                              f"{lock_path}\n")
-                    log.flush()
-                    said = True
-        time.sleep(1)
-
-
-def train_run(command, cwd, env, log_path, lock_path):
-    """The Ray task of one run: trainer.py ``command`` on this node, its output appended to ``log_path``;
-    returns its exit code. KeyboardInterrupt (``ray.cancel``) stops the trainer as Ctrl-C does."""
-    global _libc
-    import ray
-
-    _libc = _libc or ctypes.CDLL(None, use_errno=True)  # looked up before fork: the child only calls it
-    node = ray.get_runtime_context().get_node_id()
-    with open(log_path, "a+") as log:
-        log.seek(0, os.SEEK_END)
-        newline = "\n" if log.tell() and not _ends_with_newline(log_path) else ""  # an attempt cut short
-        log.write(f"{newline}=== {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()} "
-                  f"(Ray node {node[:12]}): {shlex.join(command)}\n")
-        log.flush()
-        _wait_for_run_lock(lock_path, log)
-        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=_trainer_setup)
-        try:
-            while process.poll() is None:
-                time.sleep(POLL_S)  # Python code between sleeps: ray.cancel's KeyboardInterrupt lands here
-        except KeyboardInterrupt:
-            _signal_group(process.pid, signal.SIGINT)
-            process.wait()
-        finally:
-            if process.poll() is None:  # the worker is going away (e.g. SIGTERM): checkpoints are atomic
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
-    return process.returncode
-
-
-def _ends_with_newline(path):
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
-
-
-def _signal_group(pid, signum):
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signum)
-
-
-def check_node(probe_dir, token, paths):
-    """The check task on one node: ``(host, node id, problem or None)``. It must see ``paths``, read this
-    machine's ``token`` in ``probe_dir`` (else it sees other storage at that path) and write its own file."""
-    import ray
-
-    node, host = ray.get_runtime_context().get_node_id(), socket.gethostname()
-    for path in paths:
-        if not os.path.exists(path):
-            return host, node, f"has no {path}"
-    try:
-        with open(os.path.join(probe_dir, "driver")) as handle:
-            if handle.read() != token:
-                return host, node, f"sees other storage at {probe_dir}"
-    except FileNotFoundError:
-        return host, node, f"does not see {os.path.dirname(probe_dir)} as this machine does"
-    except OSError as error:
-        return host, node, f"cannot read {probe_dir} ({error.strerror})"
-    try:
-        with open(os.path.join(probe_dir, node), "w") as handle:
-            handle.write(token)
-    except OSError as error:
-        return host, node, f"cannot write into {os.path.dirname(probe_dir)} ({error.strerror})"
-    return host, node, None
-
-
-# --------------------------------------------------------------------------------------- on the driver
 
 def node_label(node):
     return f"{node.get('NodeManagerHostname') or node.get('NodeManagerAddress')} ({node['NodeID'][:12]})"
 
 
 class RayPool:
-    """The runs as Ray tasks on the cluster that ``connect`` joined, each asking for ``cpus_per_run`` CPUs
-    and ``gpus_per_run`` GPUs; at most ``parallel`` at once (default: as many as the cluster fits)."""
+    """A ``pool.Pool``: the runs as Ray tasks on the cluster that ``connect`` joined, each asking for
+    ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs; at most ``parallel`` at once (default: as many as the
+    cluster fits)."""
 
     poll_s = POLL_S
 
@@ -302,8 +165,7 @@ class RayPool:
         gpus = sum(node["Resources"].get("GPU", 0) for node in nodes)
         per_run = f"{self.cpus} CPU(s)" + (f" and {self.gpus:g} GPU(s)" if self.gpus else "")
         return (f"training on the Ray cluster at {self.address}: {len(nodes)} node{'s' * (len(nodes) != 1)} with "
-                f"{cpus:g} CPUs and "
-                f"{gpus:g} GPUs, {per_run} per run, {self.slots()} at once")
+                f"{cpus:g} CPUs and {gpus:g} GPUs, {per_run} per run, {self.slots()} at once")
 
     def slots(self):
         """Runs in flight: as many as the live nodes fit (looked up every few seconds), so that a run is
@@ -321,6 +183,8 @@ class RayPool:
         return _RayRun(self.ray, config.run_name(), ref, log_path, output)
 
     def update(self, handles):
+        """Collect the results of the tasks that ended, then echo every run's new log lines (for an ended
+        task: its last ones)."""
         waiting = {run.ref: run for run in handles if not run.resolved}
         if waiting:
             ready, _ = self.ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
@@ -342,14 +206,14 @@ def _holds(path, token):
 
 
 class _RayRun:
-    """One run's Ray task, seen from this process: its result, and its log file tailed from where it ended
-    when the task was submitted."""
+    """One run's Ray task, seen from this process (a ``pool.RunHandle``): its result, and its log file tailed
+    from where it ended when the task was submitted; ``RayPool.update`` brings both up to date."""
 
     def __init__(self, ray, name, ref, log_path, output):
         self.ray, self.name, self.ref, self.log_path, self.output = ray, name, ref, log_path, output
         self.offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
         self.resolved, self.exit_code, self.message = False, None, None
-        self.started, self.where, self.never_started, self.cancelled = False, None, False, False
+        self.started, self.where, self.cancelled = False, None, False
 
     def tail(self):
         """Echo the log's complete new lines; a line from ``train_run`` says where an attempt started."""
@@ -377,19 +241,19 @@ class _RayRun:
         except exceptions.TaskCancelledError:
             self.cancelled, self.message = True, "stopped by Ctrl-C"
         except exceptions.RayError as error:  # a worker or node lost for good, retries spent
-            self.message = f"Ray: {type(error).__name__}: {_first_line(error)}"
+            self.message = f"Ray: {type(error).__name__}: {first_line(error)}"
 
     def placed(self):
         if self.where is None:
             return None
-        where, self.where = self.where, None
-        return {"node": where, "pid": None}  # pid: local mode's, a process of this machine
+        return {"node": self.where, "pid": None}  # pid: local mode's, a process of this machine
 
     def done(self):
-        if self.resolved:
-            self.tail()  # the last lines, written before the task returned
-            self.never_started = self.cancelled and not self.started
         return self.resolved
+
+    @property
+    def never_started(self):
+        return self.resolved and self.cancelled and not self.started
 
     def interrupt(self):
         self.ray.cancel(self.ref)

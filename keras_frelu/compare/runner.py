@@ -5,12 +5,7 @@ with the run's name, a failed run reported while the others go on, Ctrl-C, Tenso
 pool only starts, polls and stops runs: ``LocalPool`` (trainer.py children of this process, at most
 ``parallel`` at once) or ``keras_frelu.compare.ray_runner.RayPool`` (one Ray task per run on a cluster).
 
-A pool has ``begin(pending)`` (before the first run; returns how it trains them, for the start line),
-``slots()`` (runs to train at once), ``start(slot, config, command, log_path, output)`` -> a run handle,
-``update(handles)`` (once per loop turn), ``poll_s`` and ``close()``. A run handle has ``name``, ``output``,
-``placed()`` (runs.json fields once the run has started, then None), ``done()``, ``exit_code`` (None if
-the run ended without one), ``never_started``, ``message`` (a failure its output does not tell),
-``interrupt()``, ``kill()`` and ``close()``.
+What a pool and its run handles must offer is declared in ``keras_frelu.compare.pool``.
 
 Ctrl-C (SIGINT) or SIGTERM: this process asks every run to stop as Ctrl-C stops trainer.py (it stops with
 its checkpoints intact, as they are written atomically), waits for them (a second Ctrl-C, or
@@ -31,6 +26,7 @@ import threading
 import time
 
 from keras_frelu import files
+from keras_frelu.compare.pool import Output, Pool
 from keras_frelu.compare.report import count, report_text, write_report
 from keras_frelu.compare.resources import child_environment
 from keras_frelu.compare.state import check_not_running, owned_folder, read_state, write_state
@@ -38,26 +34,11 @@ from keras_frelu.compare.tensorboard import LOG_DIR, signal_group
 from keras_frelu.rundir import RunDir
 
 STOP_GRACE_S = 30
-# Lines of TensorFlow/absl start-up chatter that no flag silences: kept in the logs, not echoed.
-NOISE = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
 INTERRUPTED_CODES = (130, -signal.SIGINT)  # trainer.py's exit code after Ctrl-C; killed by SIGINT
 
 
-class Output:
-    """One run's output lines: each echoed with the run's name, start-up chatter left out, the last kept."""
-
-    def __init__(self, name, echo):
-        self.name, self.echo = name, echo
-        self.last_line = ""
-
-    def line(self, text):
-        if text.strip() and not text.startswith(NOISE):
-            self.last_line = text.strip()
-            self.echo(f"[{self.name}] {text.rstrip()}")
-
-
 class _Child:
-    """One trainer.py process: its output goes to its log file and to ``output``."""
+    """One trainer.py process (a ``pool.RunHandle``): its output goes to its log file and to ``output``."""
 
     def __init__(self, config, command, env, log_path, output):
         self.config, self.name, self.output = config, config.run_name(), output
@@ -67,7 +48,7 @@ class _Child:
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, errors="replace",
                                         start_new_session=True)
-        self.never_started, self.message, self._placed = False, None, False
+        self.never_started, self.message = False, None
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -78,9 +59,6 @@ class _Child:
             self.output.line(line)
 
     def placed(self):
-        if self._placed:
-            return None
-        self._placed = True
         return {"pid": self.process.pid}
 
     def done(self):
@@ -103,8 +81,8 @@ class _Child:
 
 
 class LocalPool:
-    """trainer.py children of this process, at most ``parallel`` at once, each with its share of the
-    ``cpus`` cores as TensorFlow threads, or its own GPU of ``gpus``."""
+    """A ``pool.Pool`` of trainer.py children of this process, at most ``parallel`` at once, each with its share
+    of the ``cpus`` cores as TensorFlow threads, or its own GPU of ``gpus``."""
 
     poll_s = 0.1
 
@@ -181,7 +159,7 @@ class Comparison:
         write_state(self.folder, state)
         return state
 
-    def run(self, pool, tensorboard=None, wait=False, echo=print):
+    def run(self, pool: Pool, tensorboard=None, wait=False, echo=print):
         """Train the runs that are not complete with ``pool`` (e.g. ``LocalPool``); write and print the report.
 
         Returns the number of failed runs. Raises KeyboardInterrupt after Ctrl-C, once every run has
@@ -223,6 +201,7 @@ class Comparison:
     def _train(self, todo, state, pool, stop, say):
         """The scheduling loop: start runs into free slots, reap finished ones, stop all on request."""
         running = {}  # slot -> run handle
+        recorded = {}  # run name -> its placement last written to runs.json
         stop_sent_at, killed = None, False
         while running or (todo and not stop.count):
             if stop.count and stop_sent_at is None:
@@ -246,11 +225,13 @@ class Comparison:
             pool.update(list(running.values()))
             for slot, run in list(running.items()):
                 placement = run.placed()
-                if placement is not None:
+                if placement is not None and placement != recorded.get(run.name):
+                    recorded[run.name] = placement
                     self._record(state, run.name, status="running", exit_code=None, message=None, **placement)
                 if run.done():
                     run.close()
                     del running[slot]
+                    recorded.pop(run.name, None)
                     self._finished(state, run, run.exit_code, stopping=stop_sent_at is not None, say=say)
             time.sleep(pool.poll_s)
 

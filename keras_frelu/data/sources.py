@@ -1,47 +1,32 @@
-"""Built-in datasets: where they come from, how they are downloaded, checked and converted, and how a
-dataset name is found on disk.
+"""The built-in datasets: where they come from, how they are downloaded and converted, and how a dataset
+name is found on disk.
 
 Each built-in becomes ``data_dir/NAME`` in the columnar layout (see ``hdf5``), uint8 images in their true
-orientation, the official train/test split recorded in ``test_id.txt``. Downloads stream into
-``data_dir/downloads/NAME/FILE.part`` (resumed with an HTTP Range request after a dropped connection, retried
-with back-off, falling back to the next mirror), are checked against the published MD5 and renamed; the
-dataset is converted into a hidden staging folder that is renamed to ``data_dir/NAME`` only when complete.
-A file that fails its checksum or cannot be read is deleted; partial downloads stay so that rerunning the
-command resumes them; archives are deleted after a successful conversion unless kept on request.
+orientation, the official train/test split recorded in ``test_id.txt``. Its files are fetched by
+``downloader`` into ``data_dir/downloads/NAME/`` (resumed, retried, falling back to the next mirror,
+checked against the published MD5) and converted by ``converters`` into a hidden staging folder that is
+renamed to ``data_dir/NAME`` only when complete. A file that fails its checksum or cannot be read is
+deleted; partial downloads stay so that rerunning the command resumes them; archives are deleted after a
+successful conversion unless kept on request.
 """
 
-import codecs
 import contextlib
 import dataclasses
-import gzip
-import hashlib
-import http.client
 import os
-import pickle
 import re
 import shutil
-import tarfile
 import tempfile
-import time
-import urllib.error
-import urllib.request
-import zlib
-
-import numpy as np
-from tqdm.auto import tqdm
 
 from keras_frelu import files
 from keras_frelu.data import hdf5
-from keras_frelu.errors import DatasetError, DownloadError
+from keras_frelu.data.converters import (DIGITS, CorruptArchive, convert_cifar, convert_digits, convert_idx,
+                                         convert_svhn)
+from keras_frelu.data.dataset import read_folder
+from keras_frelu.data.downloader import fetch, md5_of
+from keras_frelu.errors import DatasetError
 
 DOWNLOADS = "downloads"
-CHUNK = 1 << 20
-TIMEOUT = 60  # seconds without data before a connection counts as dropped
-RETRIES = 4  # attempts per URL for network errors
-BACKOFF = 0.5  # seconds before the first retry; doubles after each failure
-USER_AGENT = "keras-frelu-download/0.1 (Python urllib)"
 
-DIGITS = tuple(str(digit) for digit in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 
@@ -61,146 +46,6 @@ class Archive:
     name: str
     md5: str
     bases: tuple
-
-
-@dataclasses.dataclass(frozen=True)
-class Converted:
-    """A converted dataset: parts of (ids, images NHWC uint8, class indices), stored in this order."""
-
-    parts: list
-    test_ids: list
-    num_classes: int
-    class_names: tuple
-
-
-class CorruptArchive(DownloadError):
-    """A downloaded file that cannot be read as what it should be."""
-
-    def __init__(self, path, problem):
-        super().__init__(f"{path} is corrupt ({problem}); it was deleted: run again to download it afresh, or "
-                         "try another --mirror")
-        self.path = path
-
-
-# ---------------------------------------------------------------------------------------------- converters
-
-def _read_idx(path, rank):
-    """A gzip-compressed IDX file of unsigned bytes (the MNIST format) with ``rank`` dimensions."""
-    try:
-        with gzip.open(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError, zlib.error) as error:
-        raise CorruptArchive(path, f"not a gzip file: {error}") from None
-    header = 4 + 4 * rank
-    if len(raw) < header or raw[:4] != bytes((0, 0, 0x08, rank)):
-        raise CorruptArchive(path, f"not an IDX file of unsigned bytes with {rank} dimension(s)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * axis:8 + 4 * axis], "big") for axis in range(rank))
-    if len(raw) - header != int(np.prod(shape)):
-        raise CorruptArchive(path, f"the header promises {shape} values but {len(raw) - header} bytes follow")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
-
-
-def _idx_split(paths, prefix):
-    images = _read_idx(paths[f"{prefix}-images-idx3-ubyte.gz"], 3)[..., None]
-    labels = _read_idx(paths[f"{prefix}-labels-idx1-ubyte.gz"], 1)
-    if len(images) != len(labels) or labels.max(initial=0) > 9:
-        raise CorruptArchive(paths[f"{prefix}-labels-idx1-ubyte.gz"],
-                             f"{len(labels)} labels (largest {labels.max(initial=0)}) for {len(images)} images")
-    return images, labels
-
-
-def _convert_idx(class_names):
-    def convert(paths):
-        return _official(_idx_split(paths, "train"), _idx_split(paths, "t10k"), class_names)
-    return convert
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain data and NumPy arrays only: the CIFAR batches are pickles, and a pickle from an
-    unverified mirror must not be able to run code."""
-
-    _reconstruct = np.zeros(0).__reduce__()[0]
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-               ("_codecs", "encode"): codecs.encode}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
-        return self.ALLOWED[module, name]
-
-
-def _convert_cifar(folder, train_members, test_member, label_key, meta, names_key):
-    def convert(paths):
-        (path,) = paths.values()
-        try:
-            with tarfile.open(path, "r:gz") as archive:
-                def load(member):
-                    with archive.extractfile(f"{folder}/{member}") as handle:
-                        return _ArrayUnpickler(handle, encoding="bytes").load()
-
-                def split(members):
-                    loaded = [load(member) for member in members]
-                    data = np.concatenate([np.asarray(batch[b"data"], np.uint8) for batch in loaded])
-                    labels = np.concatenate([np.asarray(batch[label_key], np.int64) for batch in loaded])
-                    # Rows are stored channel by channel (1024 red, 1024 green, 1024 blue values, each row-major).
-                    return data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1), labels
-
-                train, test = split(train_members), split([test_member])
-                class_names = tuple(name.decode() for name in load(meta)[names_key])
-        except (tarfile.TarError, EOFError, zlib.error, OSError, pickle.UnpicklingError, KeyError, ValueError,
-                TypeError, AttributeError) as error:
-            raise CorruptArchive(path, f"not the CIFAR python archive: {type(error).__name__}: {error}") from None
-        for labels in (train[1], test[1]):
-            if len(labels) and labels.max() >= len(class_names):
-                raise CorruptArchive(path, f"label {labels.max()} but only {len(class_names)} class names")
-        return _official(train, test, class_names)
-    return convert
-
-
-def _read_svhn(path):
-    import scipy.io  # deferred: only SVHN needs it
-
-    try:
-        content = scipy.io.loadmat(path)
-        images, labels = content["X"], content["y"].reshape(-1).astype(np.int64)
-    except (ValueError, TypeError, OSError, EOFError, KeyError, zlib.error, scipy.io.matlab.MatReadError) as error:
-        raise CorruptArchive(path, f"not an SVHN MATLAB file: {type(error).__name__}: {error}") from None
-    if images.ndim != 4 or images.shape[:3] != (32, 32, 3) or images.shape[3] != len(labels) \
-            or not np.isin(labels, np.arange(1, 11)).all():
-        raise CorruptArchive(path, f"X {images.shape} and y {labels.shape} are not 32x32x3xN images with labels 1..10")
-    # X is [height, width, channel, example]; the label 10 stands for the digit 0.
-    return np.ascontiguousarray(images.transpose(3, 0, 1, 2), dtype=np.uint8), labels % 10
-
-
-def _convert_svhn(with_extra):
-    def convert(paths):
-        train, test = _read_svhn(paths["train_32x32.mat"]), _read_svhn(paths["test_32x32.mat"])
-        extra = _read_svhn(paths["extra_32x32.mat"]) if with_extra else None
-        return _official(train, test, DIGITS, extra=extra)
-    return convert
-
-
-def _convert_digits(paths):
-    """scikit-learn's bundled handwritten digits: 1,797 images 8x8, values 0..16 scaled to uint8 0..255."""
-    from sklearn.datasets import load_digits  # deferred: imports much of scikit-learn
-
-    digits = load_digits()
-    images = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]
-    ids = [f"{index:04d}" for index in range(len(images))]
-    test = hdf5.seeded_split(ids, 0.2, seed=0)  # no official split: a fixed seeded one, stored in test_id.txt
-    return Converted([(ids, images, digits.target.astype(np.int64))], [ids[position] for position in test], 10,
-                     DIGITS)
-
-
-def _official(train, test, class_names, extra=None):
-    def part(split, images, labels):
-        width = len(str(max(len(images) - 1, 0)))
-        return [f"{split}_{index:0{width}d}" for index in range(len(images))], images, labels
-
-    parts = [part("train", *train)] + ([part("extra", *extra)] if extra is not None else []) + [part("test", *test)]
-    return Converted(parts, parts[-1][0], len(class_names), tuple(class_names))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,23 +72,23 @@ SOURCES = {source.name: source for source in (
     Source("MNIST", _mnist_files(("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
                                   "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
                                  MNIST_BASES),
-           _convert_idx(DIGITS), "handwritten digits, 60,000 + 10,000 images 28x28x1, 11 MB"),
+           convert_idx(DIGITS), "handwritten digits, 60,000 + 10,000 images 28x28x1, 11 MB"),
     Source("FashionMNIST", _mnist_files(("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
                                          "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
                                         FASHION_BASES),
-           _convert_idx(FASHION_CLASSES), "Zalando clothing, 60,000 + 10,000 images 28x28x1, 30 MB"),
+           convert_idx(FASHION_CLASSES), "Zalando clothing, 60,000 + 10,000 images 28x28x1, 30 MB"),
     Source("CIFAR10", (Archive("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", CIFAR_BASES),),
-           _convert_cifar("cifar-10-batches-py", [f"data_batch_{index}" for index in range(1, 6)], "test_batch",
+           convert_cifar("cifar-10-batches-py", [f"data_batch_{index}" for index in range(1, 6)], "test_batch",
                           b"labels", "batches.meta", b"label_names"),
            "10 object classes, 50,000 + 10,000 images 32x32x3, 163 MB"),
     Source("CIFAR100", (Archive("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", CIFAR_BASES),),
-           _convert_cifar("cifar-100-python", ["train"], "test", b"fine_labels", "meta", b"fine_label_names"),
+           convert_cifar("cifar-100-python", ["train"], "test", b"fine_labels", "meta", b"fine_label_names"),
            "100 object classes (fine labels), 50,000 + 10,000 images 32x32x3, 161 MB"),
-    Source("SVHN", _svhn_files(("train", "test")), _convert_svhn(with_extra=False),
+    Source("SVHN", _svhn_files(("train", "test")), convert_svhn(with_extra=False),
            "street-view house numbers, 73,257 + 26,032 images 32x32x3, 246 MB"),
-    Source("SVHN_extra", _svhn_files(("train", "extra", "test")), _convert_svhn(with_extra=True),
+    Source("SVHN_extra", _svhn_files(("train", "extra", "test")), convert_svhn(with_extra=True),
            "SVHN with the 531,131 'extra' images added to its training split, 1.5 GB"),
-    Source("digits", (), _convert_digits,
+    Source("digits", (), convert_digits,
            "scikit-learn's handwritten digits, 1,797 images 8x8x1, bundled: no download"),
 )}
 BUILTIN = tuple(SOURCES)
@@ -252,125 +97,6 @@ BUILTIN = tuple(SOURCES)
 def canonical_name(name):
     """The built-in name matching ``name`` in any letter case, or None."""
     return next((builtin for builtin in BUILTIN if builtin.lower() == str(name).lower()), None)
-
-
-# ---------------------------------------------------------------------------------------------- downloading
-
-def md5_of(path):
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _Incomplete(OSError):
-    """The connection ended before the announced length arrived."""
-
-
-def _attempt(url, part, progress):
-    """One request for ``url`` that appends to ``part``, resuming from its size with a Range request."""
-    offset = os.path.getsize(part) if os.path.exists(part) else 0
-    headers = {"User-Agent": USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # nothing left to send: the partial file is complete
-            return
-        raise
-    with response:
-        if offset and (response.status != 206 or
-                       not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-")):
-            offset = 0  # the server ignored the Range request: start over
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as out, \
-                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=os.path.basename(url), disable=None if progress else True, leave=False) as bar:
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                out.write(chunk)
-                bar.update(len(chunk))
-    received = os.path.getsize(part)
-    if total is not None and received != total:
-        raise _Incomplete(f"connection closed after {received:,} of {total:,} bytes")
-    if total is None and not _gzip_complete(part):  # no announced length to check the end against
-        raise _Incomplete(f"the gzip stream ends early after {received:,} bytes (the server sent no length)")
-
-
-def _gzip_complete(path):
-    """False for a gzip file whose stream is cut short; True for a whole one, and for any other format
-    (which its conversion checks)."""
-    with open(path, "rb") as handle:
-        if handle.read(2) != b"\x1f\x8b":
-            return True
-    try:
-        with gzip.open(path, "rb") as stream:
-            while stream.read(CHUNK):
-                pass
-    except (EOFError, OSError, zlib.error):
-        return False
-    return True
-
-
-def _permanent(error):
-    """HTTP errors that retrying the same URL cannot fix (403, 404, ...), unlike timeouts and 5xx."""
-    return isinstance(error, urllib.error.HTTPError) and 400 <= error.code < 500 and error.code not in (408, 429)
-
-
-def _try_url(url, part, progress, retries, backoff, say):
-    """Download ``url`` into ``part`` with up to ``retries`` attempts; None on success, else the problem."""
-    for attempt in range(retries):
-        try:
-            _attempt(url, part, progress)
-            return None
-        except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets are OSErrors
-            if files.storage_error(error, part) is not None:  # our disk, not the network: retrying cannot help
-                raise files.storage_error(error, part) from None
-            if isinstance(error, urllib.error.HTTPError):
-                problem = f"{url}: HTTP {error.code} {error.reason}"
-            else:
-                problem = f"{url}: {getattr(error, 'reason', None) or error}"
-            if _permanent(error) or attempt == retries - 1:
-                return problem
-            delay = backoff * 2 ** attempt
-            say(f"{problem}; retrying in {delay:g} s")
-            time.sleep(delay)
-
-
-def fetch(urls, path, md5=None, progress=True, retries=RETRIES, backoff=BACKOFF, say=print):
-    """Download the first of ``urls`` that works to ``path`` and return ``path``.
-
-    Streams into ``path + ".part"`` (resumed by Range requests across retries and runs), checks ``md5``
-    (None: no check), then renames. A file already at ``path`` is reused when it passes the check. Raises
-    DownloadError when every URL fails or the checksum does not match (the bad file is deleted)."""
-    name = os.path.basename(path)
-    if os.path.exists(path):
-        if md5 is None or md5_of(path) == md5:
-            return path
-        os.remove(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    part = path + ".part"
-    for url in urls:
-        say(f"{name}: downloading {url}")
-        problem = _try_url(url, part, progress, retries, backoff, say)
-        if problem is None and md5 is not None:
-            actual = md5_of(part)
-            if actual != md5:
-                os.remove(part)
-                problem = f"{url}: checksum mismatch (md5 {actual}, expected {md5})"
-        if problem is None:
-            os.replace(part, path)
-            return path
-        if url != urls[-1]:
-            say(f"{name}: {problem}; trying the next URL")
-    if "checksum mismatch" in problem:
-        raise DownloadError(f"{name} from {problem}; the file was deleted: run again, try another --mirror, or "
-                            "pass --no_checksum if you trust this source")
-    kept = " (the partial download is kept and resumes)" if os.path.exists(part) else ""
-    raise DownloadError(f"could not download {name} ({len(urls)} URL(s) tried; last: {problem}); check the "
-                        f"network and run the same command again{kept}, or pass --mirror BASE_URL")
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -507,6 +233,6 @@ def find_folder(name_or_path, data_dir="datasets"):
 
 
 def load_dataset(name_or_path, data_dir="datasets", test_fraction=0.2, seed=0, memory_limit=None, progress=None):
-    """Load a dataset by name (under ``data_dir``) or folder path; see ``hdf5.read_folder`` for the rest."""
-    return hdf5.read_folder(find_folder(name_or_path, data_dir), test_fraction=test_fraction, seed=seed,
+    """Load a dataset by name (under ``data_dir``) or folder path; see ``dataset.read_folder`` for the rest."""
+    return read_folder(find_folder(name_or_path, data_dir), test_fraction=test_fraction, seed=seed,
                             memory_limit=memory_limit, progress=progress)
