@@ -37,10 +37,13 @@ def as_shared_axes(shared_axes):
 
 @keras.saving.register_keras_serializable(package="keras_frelu")
 class Clip(keras.constraints.Constraint):
-    """Keeps a weight inside ``[min_value, max_value]`` after every optimizer step (``None``: no bound).
+    """Keeps a weight inside ``[min_value, max_value]`` after every optimizer step.
 
-    PELU's authors clip their parameters the same way (``a`` in [0.1, 2], ``b`` >= 0.1), which keeps a
-    gradient flowing, unlike clipping inside the forward pass.
+    See docs/layers.md for why PELU clips this way.
+
+    Args:
+        min_value: lower bound. Default None (no bound).
+        max_value: upper bound. Default None (no bound).
     """
 
     def __init__(self, min_value=None, max_value=None):
@@ -64,11 +67,7 @@ class Clip(keras.constraints.Constraint):
 class ActivationLayer(keras.layers.Layer):
     """Base of every keras_frelu activation: output shape = input shape, masks pass through.
 
-    Subclasses list their constructor arguments in ``hyperparameters``; each is stored as an attribute
-    of the same name and written to ``get_config()`` (initializers, regularizers and constraints as config
-    dicts). ``@keras_frelu.registry.register(name)`` on a subclass makes it a ``keras_frelu.get`` name and
-    registers it with Keras serialisation. ``keras_frelu.models.activation_layers`` finds a model's
-    activations by this class.
+    Subclasses list their constructor arguments in ``hyperparameters``; see docs/layers.md for the contract.
     """
 
     hyperparameters = ()

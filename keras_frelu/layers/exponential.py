@@ -67,19 +67,15 @@ class SELU(ActivationLayer):
 class PELU(ActivationLayer):
     """Parametric exponential linear unit with learnable, layer-wise ``a`` and ``b``.
 
-    Formula: ``f(x) = (a / b) * x`` for ``x >= 0``, ``a * (exp(x / b) - 1)`` otherwise, with ``a, b > 0``
-    so the function stays differentiable at 0. As in the authors' Torch code (ltrottier/pelu.resnet.torch,
-    ``models/PELU/PELU.lua``) there is one ``a`` and one ``b`` per layer, both start at 1 (= ELU) and are
-    clipped after each update: ``a`` to [0.1, 2], ``b`` to [0.1, inf).
+    Formula: ``f(x) = (a / b) * x`` for ``x >= 0``, ``a * (exp(x / b) - 1)`` otherwise, with ``a, b > 0``.
+    See docs/layers.md for the authors' Torch code and its clipping.
 
     Args:
-        a_initializer: initial ``a``; a number means a constant. Default 1.0.
+        a_initializer: initial ``a``; a number means a constant. Default 1.0 (with ``b = 1``: ELU).
         b_initializer: initial ``b``; a number means a constant. Default 1.0.
-        a_regularizer, b_regularizer: regularizers of ``a`` and ``b`` (their penalties join the layer's
-            ``losses``). Default None.
-        a_constraint: constraint applied to ``a`` after each optimizer step. Default ``Clip(0.1, 2.0)``,
-            the authors' range; None: no constraint.
-        b_constraint: the same for ``b``. Default ``Clip(0.1, None)``, the authors' lower bound.
+        a_regularizer, b_regularizer: regularizers of ``a`` and ``b``. Default None.
+        a_constraint: constraint applied to ``a`` after each optimizer step. Default ``Clip(0.1, 2.0)``.
+        b_constraint: the same for ``b``. Default ``Clip(0.1, None)``.
 
     Weights: ``a`` and ``b``, each of shape ``()``.
 

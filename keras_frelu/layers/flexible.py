@@ -11,13 +11,11 @@ from keras_frelu.registry import register
 class FlexibleReLU(ActivationLayer):
     """Flexible rectified linear unit (FReLU of Qiu et al., not the Funnel ReLU).
 
-    Formula: ``f(x) = max(x, 0) + b`` with ONE learnable scalar ``b`` for the whole layer. The authors
-    use layer-wise rather than channel-wise biases on purpose ("channel-wise biases ... may make the
-    training harder"), so the negative part of the output is learned while the rectifier stays fixed.
+    Formula: ``f(x) = max(x, 0) + b`` with ONE learnable scalar ``b`` for the whole layer.
+    See docs/layers.md for why the bias is layer-wise and where its default comes from.
 
     Args:
-        bias_initializer: initial value of ``b``; a number means a constant. Default -1, as the original
-            Torch implementation ``models/frelu/PosSReLU.lua``.
+        bias_initializer: initial value of ``b``; a number means a constant. Default -1 (the authors' code).
         bias_regularizer: regularizer of ``b`` (its penalty joins the layer's ``losses``). Default None.
         bias_constraint: constraint applied to ``b`` after each optimizer step. Default None.
 

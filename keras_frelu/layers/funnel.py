@@ -78,11 +78,7 @@ class FunnelCondition(ActivationLayer):
     """Shared by FunnelReLU and FunnelReLULight: ``max(x, sum over windows w of BN_w(dwconv_w(x) + b_w))``.
 
     Subclasses choose the windows (``windows(spatial_rank)``) and whether the convolutions have a bias.
-    Each batch norm behaves as ``keras.layers.BatchNormalization`` (batch statistics and a moving-average
-    update in training when the layer is trainable, moving statistics otherwise; statistics in float32)
-    except for the moving variance, which averages the unbiased batch variance as the official code's
-    batch norm (see ``batch_statistics``). It is written out here so that its backward pass can be the
-    closed form of ``funnel_max``, and folded into the convolution in inference (``folded_condition``).
+    Arguments as ``FunnelReLU``; see docs/layers.md for how the batch norm is implemented.
     """
 
     hyperparameters = ("kernel_size", "kernel_initializer", "momentum", "epsilon", "kernel_regularizer",
@@ -218,40 +214,16 @@ class FunnelReLU(FunnelCondition):
     ``(N, L, C)`` (k-tap 1-D window) and rank 5 ``(N, D, H, W, C)`` (k x k x k window) work the same way.
     On rank-2 inputs ``(N, C)`` (after a Dense layer) there is no spatial neighbourhood, so the window
     shrinks to one element and the condition is a per-feature scale and bias plus batch norm:
-    ``T(x) = BN(w * x + b)``.
-
-    The batch norm behaves as ``keras.layers.BatchNormalization``: batch statistics (and a moving-average
-    update) in training, moving averages in inference or when the layer is frozen (``trainable=False``);
-    Keras passes ``training`` in ``fit``/``predict``. As in the official code (MegEngine's BatchNorm, like
-    PyTorch's) and unlike Keras's, the moving variance averages the unbiased batch variance (``n / (n - 1)``
-    times the biased one, ``n`` values per channel in the batch); training normalises with the biased one.
-    In training the batch mean absorbs the bias ``b`` exactly (so its gradient is 0, as in the official
-    code); it acts only through the moving mean.
+    ``T(x) = BN(w * x + b)``. The batch norm uses batch statistics in training and moving averages in
+    inference or when frozen. See docs/layers.md for its conventions and the official code's initialisers.
 
     Args:
         kernel_size: window size k, odd. Default 3.
-        kernel_initializer: initial depthwise kernel. Default ``RandomNormal(mean=0, stddev=0.01)`` in
-            every layer (the bias starts at 0). The official FunnelAct code (MegEngine 0.5.1) has no single
-            choice: ``resnet/resnet.py`` re-initialises every convolution, FReLU's included, with
-            ``msra_normal_(mode="fan_out", nonlinearity="relu")``, i.e. standard deviation
-            ``sqrt(2 / (k * k * C))`` for C channels (and the bias uniform in ``[-1/k, 1/k]``);
-            ``shufflenetv2/shufflenet_v2.py`` draws ``normal_(w, 0, 1 / w.shape[1])``, which for
-            MegEngine's grouped weight shape ``(C, 1, 1, kh, kw)`` is standard deviation 1, except in the
-            first layer (``first_conv``), whose FReLU gets ``normal_(w, 0, 0.01)`` (a standard deviation),
-            the one this default follows. MegEngine's Conv2d itself would start at standard deviation ``sqrt(1 / (k * k *
-            C))``. ``keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")`` gives
-            resnet.py's (Keras counts the ``(k, k, C, 1)`` kernel's fan-in as ``k * k * C``),
-            ``RandomNormal(stddev=1.0)`` shufflenet_v2.py's. In training the batch norm makes ``T(x)``
-            independent of the kernel's scale (up to epsilon); the scale sets how close to a ReLU the
-            layer starts in inference and, inversely, the size of the kernel's gradients.
-        momentum: batch-norm moving-average momentum, default 0.9 (MegEngine's BatchNorm default, same
-            convention as Keras: ``moving = momentum * moving + (1 - momentum) * batch``).
+        kernel_initializer: initial depthwise kernel (the bias starts at 0). Default ``RandomNormal(stddev=0.01)``.
+        momentum: batch-norm moving-average momentum, as in Keras. Default 0.9 (MegEngine's BatchNorm default).
         epsilon: batch-norm epsilon, default 1e-5.
-        kernel_regularizer, bias_regularizer, gamma_regularizer, beta_regularizer: regularizers of the
-            convolution's and the batch norm's weights (their penalties join the layer's ``losses``).
-            Default None.
-        kernel_constraint, bias_constraint, gamma_constraint, beta_constraint: constraints applied to them
-            after each optimizer step. Default None.
+        kernel_regularizer, bias_regularizer, gamma_regularizer, beta_regularizer: regularizers. Default None.
+        kernel_constraint, bias_constraint, gamma_constraint, beta_constraint: constraints. Default None.
 
     Weights: ``kernel`` (``(k,)*s + (C, 1)``, or ``(C,)`` on rank 2), ``bias``, ``gamma``, ``beta`` and the
     non-trainable ``moving_mean``, ``moving_variance``, each ``(C,)``.
@@ -298,10 +270,8 @@ class FunnelReLULight(FunnelCondition):
         kernel_initializer: default ``RandomNormal(mean=0, stddev=0.01)`` (see ``FunnelReLU``).
         momentum: batch-norm momentum, default 0.9.
         epsilon: batch-norm epsilon, default 1e-5.
-        kernel_regularizer, gamma_regularizer, beta_regularizer: regularizers of every line's kernel and
-            batch-norm weights. Default None.
-        kernel_constraint, gamma_constraint, beta_constraint: constraints applied to them after each
-            optimizer step. Default None.
+        kernel_regularizer, gamma_regularizer, beta_regularizer: regularizers of each line. Default None.
+        kernel_constraint, gamma_constraint, beta_constraint: constraints of each line. Default None.
 
     Weights: per spatial axis ``i`` a ``kernel_i`` and batch-norm ``gamma_i``, ``beta_i``, ``moving_mean_i``,
     ``moving_variance_i`` (no suffix on rank 2 and 3, which have one line).

@@ -36,12 +36,10 @@ class LeakyReLU(ActivationLayer):
     """Leaky rectified linear unit.
 
     Formula: ``f(x) = x`` for ``x >= 0``, ``negative_slope * x`` otherwise.
+    See docs/layers.md for the default's origin and the ``alpha`` alias.
 
     Args:
-        negative_slope: slope for negative inputs, a number >= 0 (the name of ``keras.layers.LeakyReLU``'s
-            argument; ``alpha``, this layer's former name for it, is still read, with a warning). Default
-            0.2, as the ``lrelu`` of the original activation-visualisation project
-            (shaohua0116/Activation-Visualization-Histogram); Keras's default is 0.3.
+        negative_slope: slope for negative inputs, a number >= 0 (formerly ``alpha``). Default 0.2.
 
     Example:
 
@@ -75,16 +73,13 @@ class PReLU(ActivationLayer):
     """Parametric ReLU with learnable slopes, by default one per channel (last axis).
 
     Formula: ``f(x) = max(x, 0) + alpha * min(x, 0)``, ``alpha`` broadcast against ``x``.
+    See docs/layers.md for ``shared_axes`` in detail.
 
     Args:
         alpha_initializer: initial slopes; a number means a constant. Default 0.25, as in the paper.
         alpha_regularizer: regularizer of ``alpha`` (its penalty joins the layer's ``losses``). Default None.
         alpha_constraint: constraint applied to ``alpha`` after each optimizer step. Default None.
-        shared_axes: the input axes along which ``alpha`` is shared, as in ``keras.layers.PReLU``: ``alpha``
-            has the input's shape without the batch axis, with 1 on each shared axis (``[1, 2]`` on
-            ``(N, H, W, C)`` inputs: one slope per channel; ``[]``: one per element). Default None: one
-            slope per channel, ``alpha`` of shape ``(channels,)``, for inputs of any rank (Keras's PReLU
-            instead shares nothing by default).
+        shared_axes: input axes sharing ``alpha``, as in ``keras.layers.PReLU``. Default None: one per channel.
 
     Weights: ``alpha``, of shape ``(channels,)`` or as ``shared_axes`` says.
 

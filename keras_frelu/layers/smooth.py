@@ -72,9 +72,8 @@ class GELU(ActivationLayer):
     """Gaussian error linear unit.
 
     Formula: ``f(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``; with ``approximate=True`` the
-    tanh form ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``. The exact form's derivative
-    ``Phi(x) + x * phi(x)`` (``phi`` the standard normal density) is written out, reusing ``Phi(x)`` from
-    the forward pass, which spares autodiff's differentiation through ``erf``.
+    tanh form ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``.
+    See docs/layers.md for how the derivative is computed.
 
     Args:
         approximate: use the tanh approximation. Default False (the exact definition).
@@ -116,16 +115,7 @@ class Mish(ActivationLayer):
     """Mish.
 
     Formula: ``f(x) = x * tanh(softplus(x))``, ``softplus(x) = log(1 + exp(x))``.
-
-    Computed with one exponential: with ``e = exp(x)`` and ``n = e * (e + 2)``,
-    ``tanh(softplus(x)) = ((1 + e)^2 - 1) / ((1 + e)^2 + 1) = n / (n + 2)``, and the derivative
-    ``f'(x) = t + x * 4 e (e + 1) / (n + 2)^2`` with ``t = n / (n + 2)`` is written out (autodiff of
-    softplus and tanh would add three transcendental functions per element). ``x`` is clamped at 40 inside
-    the exponential and in the derivative's second term: from there on ``t`` is 1 and the second term
-    (about ``4 x exp(-2x)``) far below float32's and float64's resolution, so ``n`` stays finite in float32,
-    ``f(x) = x`` and ``f'(x) = 1``. Inputs narrower than float32 (float16, bfloat16 under mixed precision)
-    are computed in float32 and rounded once at the end: in float16 ``t`` itself rounds above 1 (``f(24)``
-    would be 24.03, ``f(65504)`` infinite) and its saturation comes too early for the derivative.
+    See docs/layers.md for how it is computed and its accuracy.
 
     Example:
 
@@ -197,15 +187,11 @@ class LiSHTPlus(LiSHT):
     """LiSHT+: LiSHT with the fast.ai forum thread's "mean shift + clamping" recipe.
 
     Formula: ``f(x) = min(x * tanh(x) - mean_shift, maxv)``.
-
-    The thread says LiSHT+ is LiSHT plus a mean shift and a clamp but gives no values for it, so the
-    defaults are this package's choice, following the recipe's stated purpose (outputs with mean 0):
+    See docs/layers.md for how the defaults were chosen (the thread gives no values).
 
     Args:
-        mean_shift: default 0.6, close to ``E[z tanh z] = 0.6057`` for ``z ~ N(0, 1)``, so unit-Gaussian
-            pre-activations give outputs with mean about 0 (LiSHT itself is never negative, so a
-            negative shift like FTSwish+'s -0.1 would move the mean away from 0).
-        maxv: default 6.0, the clamp of the fast.ai GeneralReLU used in the same comparison.
+        mean_shift: subtracted from the output, default 0.6 (about ``E[z tanh z]`` for ``z ~ N(0, 1)``).
+        maxv: clamp the output at this value; default 6.0 (None: no clamp).
 
     Example:
 

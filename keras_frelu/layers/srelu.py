@@ -19,27 +19,16 @@ class SReLU(ActivationLayer):
         f(x) = x                       for t_l < x < t_r
         f(x) = t_l + a_l * (x - t_l)   for x <= t_l
 
-    Computed as ``x + (a_r - 1) * relu(x - t_r) + (1 - a_l) * relu(t_l - x)``: the identity bent at each
-    threshold, equal to the three pieces while ``t_l <= t_r`` and cheaper (forward and backward) than
-    selecting among them. Rounding errors scale with ``|x|`` rather than with ``f(x)``:
-    where a slope is near 0 and ``|x|`` large (1000 at slope 0.002) most of ``x`` cancels, leaving a few
-    ulps of ``|x|``. The paper assumes ``t_l < t_r`` but nothing in training keeps it so; if
-    ``t_l`` passes ``t_r`` both bends apply between the thresholds and ``f`` stays continuous.
+    See docs/layers.md for how it is computed, its accuracy and the paper's adaptive initialisation.
 
     Args:
-        t_left_initializer, a_left_initializer, t_right_initializer, a_right_initializer: initial
-            values (a number means a constant). Defaults 0, 0.2, 1, 1: the layer starts as a leaky ReLU
-            of slope 0.2. The paper instead sets ``t_r`` from the data after a few epochs ("adaptive
-            initialisation"); that data-dependent step is not reproduced here. Note that while
-            ``a_r == 1`` the output does not depend on ``t_r``, so ``t_r`` starts learning once ``a_r``
-            has moved.
-        t_left_regularizer, a_left_regularizer, t_right_regularizer, a_right_regularizer: regularizers of
-            the four weights (their penalties join the layer's ``losses``). Default None.
-        t_left_constraint, a_left_constraint, t_right_constraint, a_right_constraint: constraints applied
-            to the four weights after each optimizer step. Default None.
-        shared_axes: the input axes along which the weights are shared, as in ``keras.layers.PReLU``: each
-            weight has the input's shape without the batch axis, with 1 on each shared axis. Default None:
-            one value per channel, shape ``(channels,)``, for inputs of any rank.
+        t_left_initializer: initial ``t_l``; a number means a constant. Default 0.0.
+        a_left_initializer: initial ``a_l``. Default 0.2 (with the other defaults: a leaky ReLU of slope 0.2).
+        t_right_initializer: initial ``t_r``. Default 1.0.
+        a_right_initializer: initial ``a_r``. Default 1.0.
+        t_left_regularizer, a_left_regularizer, t_right_regularizer, a_right_regularizer: regularizers. Default None.
+        t_left_constraint, a_left_constraint, t_right_constraint, a_right_constraint: constraints. Default None.
+        shared_axes: input axes sharing the weights, as in ``keras.layers.PReLU``. Default None: one per channel.
 
     Weights: ``t_left``, ``a_left``, ``t_right``, ``a_right``, each of shape ``(channels,)`` or as
     ``shared_axes`` says.

@@ -86,8 +86,7 @@ class FTSwishPlus(FTSwish):
 
 @register("trelu")
 class TReLU(ThresholdedRectifier):
-    """Thresholded ReLU of the fast.ai forum thread: a ReLU moved down by a constant (FTSwish without
-    the sigmoid, asked for in the thread to see whether the curve matters).
+    """Thresholded ReLU of the fast.ai forum thread: a ReLU moved down by a constant (FTSwish without the sigmoid).
 
     Formula: ``f(x) = relu(x) + threshold - mean_shift`` (then ``min(., maxv)`` if ``maxv``).
     With the defaults: ``relu(x) - 0.22``.
@@ -119,13 +118,12 @@ class GeneralReLU(ActivationLayer):
     """General ReLU of the fast.ai course: leak, shift down, clamp.
 
     Formula: ``f(x) = min(leaky_relu(x, leak) - sub, maxv)``.
+    See docs/layers.md for where the defaults come from.
 
     Args:
         leak: slope for negative inputs, default 0.1.
         sub: subtracted from the output, default 0.4.
         maxv: clamp value, default 6.0 (None: no clamp).
-        The defaults are the course's ``get_cnn_model(..., leak=0.1, sub=0.4, maxv=6.)`` (fast.ai
-        course-v3 part 2, notebook 06_cuda_cnn_hooks_init), the GeneralRelu of the forum comparison.
 
     Example:
 
