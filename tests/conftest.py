@@ -1,86 +1,13 @@
-"""Shared fixtures: the embedded digits dataset converted once per session, and a CLI runner."""
+"""Fixtures: the embedded digits dataset converted once per session, Ctrl-C as a terminal delivers it, and a
+check that no test leaves a child process running. Shared helpers are in helpers.py."""
 
-import json
 import os
-import socket
-import subprocess
-import sys
+import signal
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-# The tools' own console: no TensorFlow log settings of ours, so the tests see what a user sees.
-CLI_ENV = {**{key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},
-           "PYTHONUNBUFFERED": "1"}
-
-
-def run_cli(script, *args, cwd=None, timeout=600, env=None):
-    """Run one of the front-door scripts as a real process; return the CompletedProcess."""
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env or CLI_ENV)
-
-
-def popen_cli(script, *args, cwd=None, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd or ROOT,
-                            env=env or CLI_ENV, **kwargs)
-
-
-def call_cli(script, *args):
-    """Run a front door's ``main`` in this process, as its ``__main__`` would; return (exit code, stdout,
-    stderr). Much faster than a new process for checks that end before any training."""
-    import contextlib
-    import io
-    import runpy
-
-    from keras_frelu import cli
-
-    module = runpy.run_path(str(ROOT / script))
-    out, err = io.StringIO(), io.StringIO()
-    saved, sys.argv = sys.argv, [script]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.call(module["main"], [str(arg) for arg in args])
-    finally:
-        sys.argv = saved
-    return code, out.getvalue(), err.getvalue()
-
-
-def error_lines(stderr):
-    """stderr without TensorFlow/absl start-up chatter (which no flag of ours can silence)."""
-    noise = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(noise)]
-
-
-# Small, fast trainer settings for the tests (the digits dataset: 8x8 images, 1,437 train / 360 test).
-FAST = ["--no_monitor", "--no_progress", "--learning_rate", "3e-3", "--log_step", "20",
-        "--test_sample_step", "100", "--output_save_step", "100"]
-
-
-def read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def only_run_dir(train_dir):
-    (name,) = os.listdir(train_dir)
-    return train_dir / name
-
-
-def wait_for(condition, what, process, timeout=300):
-    """Poll ``condition`` until it holds; fail if script.py ``process`` ends first or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, f"script.py ended (exit {process.returncode}) while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+CHILD_GRACE_S = 10  # how long a test's children may take to exit after it ends
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +18,66 @@ def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("datasets")
     data.load_dataset("digits", data_dir=str(directory))
     return directory
+
+
+@pytest.fixture
+def terminal_sigint():
+    """SIGINT handled as a terminal's Ctrl-C is, whatever this process inherited (a background job or nohup
+    starts it ignored): Python's KeyboardInterrupt here, the default action in the children started during
+    the test. The previous handler is restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _children():
+    """The process ids of this process's living children (Linux's /proc)."""
+    found = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as handle:
+            found.update(int(pid) for pid in handle.read().split())
+    return {pid for pid in found if _alive(pid)}
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+def _command(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _check_no_children_left(before, what):
+    """Fail if children started since ``before`` still run CHILD_GRACE_S seconds on (and kill them, so that
+    they cannot disturb what follows)."""
+    deadline = time.monotonic() + CHILD_GRACE_S
+    while (left := _children() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    described = [f"{pid} ({_command(pid)})" for pid in sorted(left)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"child processes still running after {what}: {', '.join(described)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_child_outlives_the_session():
+    """The same check for children that fixtures started (a fixture's teardown must end them)."""
+    before = _children()
+    yield
+    _check_no_children_left(before, "the session")
+
+
+@pytest.fixture(autouse=True)
+def no_child_outlives_its_test():
+    """Fails the test whose child processes outlive it."""
+    before = _children()
+    yield
+    _check_no_children_left(before, "the test")

@@ -4,7 +4,7 @@ fix, the documented exit code, no traceback, and nothing written."""
 import h5py
 import numpy as np
 import pytest
-from conftest import call_cli
+from helpers import call_cli
 
 
 def write_two_channel_dataset(folder):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import read_json, run_cli
+from helpers import read_json, run_cli
 from PIL import Image
 
 from keras_frelu import checkpoints

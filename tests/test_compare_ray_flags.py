@@ -4,7 +4,7 @@ The cluster itself is tested in tests/cluster."""
 import sys
 
 import pytest
-from conftest import call_cli
+from helpers import call_cli
 
 INSTALL_LINE = "script.py: error: --ray needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import tensorflow as tf
-from conftest import call_cli
+from helpers import call_cli
 from PIL import Image
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 

@@ -6,7 +6,7 @@ import runpy
 
 import numpy as np
 import pytest
-from conftest import ROOT, call_cli, run_cli
+from helpers import ROOT, call_cli, run_cli
 from fake_sources import FileServer, cifar10, cifar100, mnist_like, svhn
 
 from keras_frelu.data import load_dataset

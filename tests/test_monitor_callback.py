@@ -18,7 +18,7 @@ from tensorboard.util import tensor_util
 
 from keras_frelu import layers
 from keras_frelu.errors import UsageError
-from keras_frelu.monitor import ActivationMonitor
+from keras_frelu.monitor import ActivationMonitor, figure_process
 
 STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
 STEPS = 8  # optimizer steps of the fixture's training run
@@ -70,9 +70,10 @@ def run(tmp_path_factory):
         history = model.fit(images[:8 * steps], labels[:8 * steps], batch_size=8, epochs=1, callbacks=callbacks,
                             verbose=0, shuffle=False)
         trained[name], trained[name + "_history"] = model, history.history
-    return {**trained, "sample": sample, "labels": sample_labels, "statistics_sample": statistics_sample,
-            "events": read_events(log_dir),
-            "layers": ["act_conv1", "act_conv2", "act_fc1"]}
+    yield {**trained, "sample": sample, "labels": sample_labels, "statistics_sample": statistics_sample,
+           "events": read_events(log_dir),
+           "layers": ["act_conv1", "act_conv2", "act_fc1"]}
+    figure_process.shared().close()  # the monitor's figure process, which this module's tests share
 
 
 def read_events(log_dir):

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from PIL import Image
 
 from keras_frelu.monitor import figure_process, figures
@@ -67,6 +67,7 @@ def test_frames_drawn_without_tfplot_equal_tfplot_ones(monkeypatch):
     np.testing.assert_array_equal(by_agg, by_tfplot)
 
 
+@pytest.mark.usefixtures("terminal_sigint")
 def test_the_figure_process_draws_what_figure_sets_draw_and_ignores_ctrl_c(capfd):
     arrays = [np.random.default_rng(4).normal(size=(3, 4, 4, 2)).astype(np.float32),
               np.random.default_rng(5).normal(size=(3, 7)).astype(np.float32)]

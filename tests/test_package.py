@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CLI_ENV, ROOT
+from helpers import CLI_ENV, ROOT
 
 
 def python(code):

@@ -11,7 +11,7 @@ import time
 
 import keras
 import pytest
-from conftest import call_cli
+from helpers import call_cli
 
 from keras_frelu import checkpoints, config, training
 from keras_frelu.data import sources
@@ -20,6 +20,7 @@ from keras_frelu.data import sources
 RUN = "digits-relu-reference_cnn-seed0"
 
 
+@pytest.mark.usefixtures("terminal_sigint")
 def test_ctrl_c_swallowed_by_a_library_still_stops_training_at_the_next_step(data_dir, tmp_path):
     """Keras's saving code catches every exception with a bare ``except:``: a Ctrl-C that lands there must
     still stop the run (it once trained on past its SIGINT)."""

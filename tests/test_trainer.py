@@ -5,7 +5,7 @@ in tests/end_to_end/test_trainer_processes.py."""
 
 import numpy as np
 import pytest
-from conftest import FAST, call_cli, only_run_dir, read_json, run_cli
+from helpers import FAST, call_cli, only_run_dir, read_json, run_cli
 
 from keras_frelu import checkpoints, events
 

@@ -20,7 +20,7 @@ import urllib.request
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import pytest  # noqa: E402
-from conftest import CLI_ENV, popen_cli, read_json, run_cli, wait_for  # noqa: E402
+from helpers import CLI_ENV, popen_cli, read_json, run_cli, wait_for  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 from test_compare import RUN, TRAINER_FLAGS, poison, row, runs_of, table  # noqa: E402
 
@@ -143,6 +143,7 @@ def test_a_run_whose_node_dies_resumes_on_the_other_node_from_its_checkpoint(clu
     assert output.count(f"[{name}] training on ") == 2
 
 
+@pytest.mark.usefixtures("terminal_sigint")
 def test_ctrl_c_stops_every_task_and_a_rerun_keeps_complete_runs(cluster, data_dir, tmp_path):
     cluster, workers = cluster
     train_dir = tmp_path / "runs"

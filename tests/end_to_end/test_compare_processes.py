@@ -10,7 +10,7 @@ import urllib.request
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import free_port, popen_cli, read_json, run_cli, wait_for
+from helpers import free_port, popen_cli, read_json, run_cli, wait_for
 from PIL import Image
 from test_compare import RUN, SUMMARY, TRAINER_FLAGS, mean_std, poison, row, runs_of, table
 
@@ -22,6 +22,7 @@ def tensorboard_runs(port):
         return json.load(response)
 
 
+@pytest.mark.usefixtures("terminal_sigint")
 def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
     train_dir = tmp_path / "runs"
     comparison = ["--activations", "relu", "lrelu", "--seeds", 2, "--parallel", 2, "--train_dir", train_dir]

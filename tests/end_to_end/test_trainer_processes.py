@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CLI_ENV, FAST, call_cli, error_lines, free_port, only_run_dir, popen_cli, read_json, run_cli
+from helpers import CLI_ENV, FAST, call_cli, error_lines, free_port, only_run_dir, popen_cli, read_json, run_cli
 from tensorflow.python.framework import config as tf_config
 
 from keras_frelu import checkpoints, events
