@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from keras_frelu.errors import KerasFreluError
+from keras_frelu.errors import KerasFreluError, Preempted
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -62,6 +62,9 @@ def call(main, argv=None, **kwargs):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Preempted as stop:
+        print(f"{prog}: {stop}; rerun the same command to resume", file=sys.stderr)
+        return stop.exit_code
     except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
 

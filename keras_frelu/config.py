@@ -11,9 +11,10 @@ from keras_frelu.errors import UsageError
 
 MODELS = ("reference_cnn", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit
 # Flags that may change between a run and its resumption; any other change is a different experiment.
 RESUMABLE_CHANGES = frozenset(
-    {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "monitor_step",
+    {"max_training_steps", "log_step", "test_sample_step", "output_save_step", "checkpoint_minutes", "monitor_step",
      "validation_step", "no_monitor", "checkpoint", "progress", "num_cpu_devices", "strategy", "steps_per_execution",
      "train_dir", "data_dir", "verbose"}
 )
@@ -43,6 +44,7 @@ class TrainConfig:
     prefix: str = ""
     seed: int = 0
     checkpoint: str = None
+    checkpoint_minutes: float = 10.0
     strategy: str = "default"
     num_cpu_devices: int = 1
     deterministic: bool = False
@@ -120,7 +122,11 @@ def _add_schedule_flags(add):
 def _add_run_flags(add):
     add("--train_dir", default=DEFAULTS.train_dir, help="parent folder of run directories (default: %(default)s)")
     add("--prefix", default=DEFAULTS.prefix, help="run name prefix: <prefix>-<dataset>-<activation>-<model>-seed<N>")
-    add("--seed", type=int, default=DEFAULTS.seed, help="random seed of initialisation and data order (default: %(default)s)")
+    add("--seed", type=int, default=DEFAULTS.seed,
+        help="random seed of initialisation and data order, 0 to 2**32 - 1 (default: %(default)s)")
+    add("--checkpoint_minutes", type=float, default=DEFAULTS.checkpoint_minutes,
+        help="also write a checkpoint once this many minutes have passed since the last one, so that a kill -9 "
+             "loses at most that much (default: %(default)s)")
     add("--checkpoint", default=DEFAULTS.checkpoint,
         help="start a new run from this .keras checkpoint (weights and optimiser state)")
     add("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
@@ -141,7 +147,9 @@ Train a network with one activation function and keep everything in one run dire
     python trainer.py --activation frelu                      # embedded digits dataset
     python trainer.py --dataset CIFAR10 --activation selu --lr_weight_decay
 
-Re-running the same command resumes from the newest checkpoint.
+Re-running the same command resumes from the newest checkpoint. Ctrl-C stops at once (exit 130); SIGTERM
+(what Slurm, Kubernetes and Ray send before preemption) stops at the end of the current step with a
+checkpoint of it (exit 143). Under nohup or as a background job SIGINT is ignored: use SIGTERM.
 """
 
 
@@ -165,10 +173,12 @@ def validate(config, activation=True):
     if config.log_step % config.steps_per_execution:
         raise UsageError(f"--log_step ({config.log_step}) must be a multiple of --steps_per_execution "
                          f"({config.steps_per_execution})")
-    for flag in ("learning_rate", "clip_norm"):
+    for flag in ("learning_rate", "clip_norm", "checkpoint_minutes"):
         value = getattr(config, flag)
         if not (math.isfinite(value) and value > 0):
             raise UsageError(f"--{flag} must be a positive finite number, got {value}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED} (2**32 - 1), got {config.seed}")
     if not 0 < config.test_fraction < 1:
         raise UsageError(f"--test_fraction must be between 0 and 1, got {config.test_fraction}")
     if not 0 <= config.validation_fraction < 1:

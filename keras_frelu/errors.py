@@ -35,6 +35,13 @@ class StorageError(KerasFreluError):
     exit_code = 1
 
 
+class Preempted(Exception):
+    """SIGTERM (a scheduler's preemption) stopped training at the end of a step, after a checkpoint of that step:
+    not an error, the same command resumes (exit code 143, 128 + SIGTERM, as schedulers expect)."""
+
+    exit_code = 143
+
+
 def first_line(error, limit=None, empty=None):
     """The first line of ``error``'s message, cut to ``limit`` characters; ``empty`` (default: the error's type
     name) when it has no message."""

@@ -20,6 +20,13 @@ def data_dir(tmp_path_factory):
     return directory
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that rely on SIGINT are signal tests (``-m signals``, which CI runs again with SIGINT ignored)."""
+    for item in items:
+        if "terminal_sigint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.signals)
+
+
 @pytest.fixture
 def terminal_sigint():
     """SIGINT handled as a terminal's Ctrl-C is, whatever this process inherited (a background job or nohup

@@ -18,7 +18,7 @@ from tensorboard.util import tensor_util
 
 from keras_frelu import layers
 from keras_frelu.errors import UsageError
-from keras_frelu.monitor import ActivationMonitor, figure_process
+from keras_frelu.monitor import ActivationMonitor
 
 STATISTICS = ("mean", "std", "min", "max", "zero_fraction", "dead_fraction", "negative_fraction")
 STEPS = 8  # optimizer steps of the fixture's training run
@@ -73,7 +73,7 @@ def run(tmp_path_factory):
     yield {**trained, "sample": sample, "labels": sample_labels, "statistics_sample": statistics_sample,
            "events": read_events(log_dir),
            "layers": ["act_conv1", "act_conv2", "act_fc1"]}
-    figure_process.shared().close()  # the monitor's figure process, which this module's tests share
+    ActivationMonitor.close_figure_process()  # the figure process this module's tests share
 
 
 def read_events(log_dir):

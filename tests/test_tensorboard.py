@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from keras_frelu import models
-from keras_frelu.monitor import ActivationMonitor, figure_process
+from keras_frelu.monitor import ActivationMonitor
 
 RUN = "reference_cnn_prelu"
 LAYERS = ("act_conv1", "act_conv2", "act_conv3", "act_fc1", "act_fc2")
@@ -52,7 +52,7 @@ def tensorboard(tmp_path_factory):
         train_with_monitor(log_root / RUN)
         yield _served_url(process, stderr_path)
     finally:
-        figure_process.shared().close()
+        ActivationMonitor.close_figure_process()
         process.terminate()
         try:
             process.wait(timeout=10)

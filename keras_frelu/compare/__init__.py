@@ -14,7 +14,8 @@
 
 One job per module: ``plan`` (the runs and the folder name), ``resources`` (runs at once, threads and
 GPUs per run), ``state`` (runs.json), ``tensorboard``, ``runner`` (one scheduling loop; the local process
-pool), ``ray_runner`` (the runs as Ray tasks on a cluster), ``command`` (script.py's flags and main); the
+pool), ``pool`` (what a pool and its run handles offer), ``ray_runner`` and ``ray_node`` (the runs as Ray
+tasks on a cluster: the driver's side and the node's), ``command`` (script.py's flags and main); the
 report: ``results`` (reading the runs), ``statistics``, ``speed``, ``comparisons`` and ``observations`` (the
 numbers), ``figures``, ``summary`` (comparison.json), ``markdown`` (comparison.md) and ``report`` (the entry
 points).

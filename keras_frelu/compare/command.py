@@ -28,10 +28,11 @@ interrupted and failed ones resume from their last checkpoint. Nothing outside t
 deleted; --clean removes only the folder itself (and only if script.py made it) before starting again.
 
 TensorBoard serves the folder on localhost while the runs train and, after the report, until Ctrl-C
-(--exit_when_done stops it and exits once the report is written). Ctrl-C during the runs stops every
-run cleanly (a second Ctrl-C kills them; checkpoints stay loadable either way). A failed run (e.g. a
-diverged loss) is marked in the report and does not stop the others. Exit code: 0, 1 if a run failed,
-2 for bad flags (nothing is created then), 130 after Ctrl-C during the runs.
+(--exit_when_done stops it and exits once the report is written). Ctrl-C or SIGTERM during the runs
+stops every run at the end of its step with a checkpoint of it (a second one kills them; checkpoints stay
+loadable either way). A failed run (e.g. a diverged loss) is marked in the report and does not stop the
+others. Exit code: 0, 1 if a run failed, 2 for bad flags (nothing is created then), 130 after Ctrl-C and
+143 after SIGTERM during the runs.
 
 The report, comparison.md (rendered from comparison.json) and its figures in the comparison folder, and
 its summary on the terminal: per dataset, each activation against --baseline on final test accuracy

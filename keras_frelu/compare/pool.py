@@ -61,7 +61,7 @@ class RunHandle(Protocol):
         """Whether the run has ended."""
 
     def interrupt(self) -> None:
-        """Ask the run to stop as Ctrl-C stops trainer.py (its checkpoints stay intact)."""
+        """Ask the run to stop as SIGTERM stops trainer.py: at the end of its step, with a checkpoint of it."""
 
     def kill(self) -> None:
         """Stop the run now."""

@@ -2,6 +2,7 @@
 output appended to the run's log, Ctrl-C passed on) and the task that checks the node sees the shared storage.
 How the two sides work together: docs/ray.md."""
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -10,6 +11,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from keras_frelu.compare.tensorboard import signal_group
@@ -23,9 +25,9 @@ _libc = None
 
 
 def _trainer_setup():
-    """In the trainer child, before it runs: the SIGINT that Ray blocks in its workers gets through, and the
+    """In the trainer child, before it runs: the signals that Ray blocks in its workers get through, and the
     trainer dies with the worker that started it (PR_SET_PDEATHSIG = 1)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
@@ -52,7 +54,8 @@ def _wait_for_run_lock(lock_path, log):
 
 def train_run(command, cwd, env, log_path, lock_path):
     """The Ray task of one run: trainer.py ``command`` on this node, its output appended to ``log_path``;
-    returns its exit code. KeyboardInterrupt (``ray.cancel``) stops the trainer as Ctrl-C does."""
+    returns its exit code. ``ray.cancel`` (a KeyboardInterrupt here) and a SIGTERM to this worker (its node is
+    being stopped) pass SIGTERM on: the trainer stops at the end of its step with a checkpoint of it."""
     global _libc
     import ray
 
@@ -69,16 +72,37 @@ def train_run(command, cwd, env, log_path, lock_path):
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    preexec_fn=_trainer_setup)
         try:
-            while process.poll() is None:
-                time.sleep(POLL_S)  # Python code between sleeps: ray.cancel's KeyboardInterrupt lands here
-        except KeyboardInterrupt:
-            signal_group(process, signal.SIGINT)
+            with _sigterm_raises():
+                while process.poll() is None:
+                    time.sleep(POLL_S)  # Python code between sleeps: ray.cancel's KeyboardInterrupt lands here
+        except (KeyboardInterrupt, _WorkerStopping):
+            signal_group(process, signal.SIGTERM)
             process.wait()
         finally:
-            if process.poll() is None:  # the worker is going away (e.g. SIGTERM): checkpoints are atomic
+            if process.poll() is None:  # the worker is going away regardless: checkpoints are atomic
                 signal_group(process, signal.SIGKILL)
                 process.wait()
     return process.returncode
+
+
+class _WorkerStopping(Exception):
+    """This worker got SIGTERM."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises ``_WorkerStopping`` in the block (Ray runs tasks in the worker's main thread)."""
+    def stop(signum, frame):
+        raise _WorkerStopping
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ends_with_newline(path):

@@ -7,10 +7,12 @@ pool only starts, polls and stops runs: ``LocalPool`` (trainer.py children of th
 
 What a pool and its run handles must offer is declared in ``keras_frelu.compare.pool``.
 
-Ctrl-C (SIGINT) or SIGTERM: this process asks every run to stop as Ctrl-C stops trainer.py (it stops with
-its checkpoints intact, as they are written atomically), waits for them (a second Ctrl-C, or
-``STOP_GRACE_S`` seconds, kills them), stops TensorBoard and raises KeyboardInterrupt. Local children are
-in their own process groups, so the terminal's Ctrl-C reaches only this process. If this process is killed
+Ctrl-C (SIGINT) or SIGTERM: this process passes SIGTERM on to every run, which stops at the end of its current
+step with a checkpoint of that step (trainer.py's preemption), waits for them (a second Ctrl-C or SIGTERM, or
+``STOP_GRACE_S`` seconds, kills them; checkpoints are written atomically), stops TensorBoard and raises
+KeyboardInterrupt. A SIGINT that this process's parent ignores (``nohup``, a background job) stays ignored:
+SIGTERM then stops it. Local children are in their own process groups, so the terminal's Ctrl-C reaches only
+this process. If this process is killed
 outright, local children train on; runs.json keeps their process ids, and a rerun refuses to start while one
 of them is alive; each run's own lock (keras_frelu.rundir) also keeps a second writer out.
 """
@@ -31,10 +33,12 @@ from keras_frelu.compare.report import count, report_text, write_report
 from keras_frelu.compare.resources import child_environment
 from keras_frelu.compare.state import check_not_running, owned_folder, read_state, write_state
 from keras_frelu.compare.tensorboard import LOG_DIR, signal_group
+from keras_frelu.errors import Preempted
 from keras_frelu.rundir import RunDir
 
 STOP_GRACE_S = 30
-INTERRUPTED_CODES = (130, -signal.SIGINT)  # trainer.py's exit code after Ctrl-C; killed by SIGINT
+# trainer.py's exit codes after Ctrl-C and after SIGTERM; killed by either before it could answer
+INTERRUPTED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
 
 
 class _Child:
@@ -69,7 +73,7 @@ class _Child:
         return self.process.returncode
 
     def interrupt(self):
-        signal_group(self.process, signal.SIGINT)
+        signal_group(self.process, signal.SIGTERM)
 
     def kill(self):
         signal_group(self.process, signal.SIGKILL)
@@ -109,17 +113,21 @@ class LocalPool:
 
 
 class _StopRequests:
-    """Counts SIGINT/SIGTERM instead of raising, so that the loop stops the runs at a safe point."""
+    """Counts SIGINT/SIGTERM instead of raising, so that the loop stops the runs at a safe point; a signal that
+    the parent made this process ignore stays ignored."""
 
     def __init__(self):
         self.count = 0
+        self.first = None  # the signal that asked first
 
     def __enter__(self):
-        self.previous = {signum: signal.signal(signum, self._request) for signum in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {signum: signal.signal(signum, self._request) for signum in (signal.SIGINT, signal.SIGTERM)
+                         if signal.getsignal(signum) is not signal.SIG_IGN}
         return self
 
     def _request(self, signum, frame):
         self.count += 1
+        self.first = self.first or signum
 
     def __exit__(self, *exc_info):
         for signum, handler in self.previous.items():
@@ -162,8 +170,8 @@ class Comparison:
     def run(self, pool: Pool, tensorboard=None, wait=False, echo=print):
         """Train the runs that are not complete with ``pool`` (e.g. ``LocalPool``); write and print the report.
 
-        Returns the number of failed runs. Raises KeyboardInterrupt after Ctrl-C, once every run has
-        stopped. With ``wait``, TensorBoard keeps serving after the report until Ctrl-C.
+        Returns the number of failed runs. Raises KeyboardInterrupt after Ctrl-C, ``Preempted`` after SIGTERM,
+        once every run has stopped. With ``wait``, TensorBoard keeps serving after the report until Ctrl-C.
         """
         lock = threading.Lock()
 
@@ -183,6 +191,8 @@ class Comparison:
                 say(f"TensorBoard: {tensorboard.url} (log: {os.path.join(self.folder, LOG_DIR, 'tensorboard.log')})")
             try:
                 self._train(todo, state, pool, stop, say)
+                if stop.first == signal.SIGTERM:
+                    raise Preempted("stopped by SIGTERM, every run that was training with a checkpoint of its step")
                 if stop.count:
                     raise KeyboardInterrupt
                 say(report_text(write_report(self.folder, self.baseline, self.alpha)))
@@ -207,7 +217,8 @@ class Comparison:
             if stop.count and stop_sent_at is None:
                 stop_sent_at = time.monotonic()
                 if running:
-                    say(f"stopping {len(running)} runs (their checkpoints are kept; Ctrl-C again kills them)")
+                    say(f"stopping {len(running)} runs, each at the end of its step with a checkpoint "
+                        "(Ctrl-C again kills them)")
                 for run in running.values():
                     run.interrupt()
             if stop_sent_at is not None and not killed and (

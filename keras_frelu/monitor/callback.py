@@ -162,6 +162,12 @@ class ActivationMonitor(keras.callbacks.Callback):
         finally:
             self._writer.close()
 
+    @staticmethod
+    def close_figure_process():
+        """End the child process that draws the figures, shared by the monitors of this process; the next
+        monitor made starts a new one. Ends with this process anyway: for a process that goes on after a run."""
+        figure_process.shared().close()
+
     # -- writing -------------------------------------------------------------------------------
     def write(self, step, summaries=True, figures=True, wait=True):
         """Write the summaries and/or the figures of the model as it is now, at ``step``. The model's

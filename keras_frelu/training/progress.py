@@ -17,6 +17,8 @@ class ProgressBar(keras.callbacks.Callback):
         self.bar = None
 
     def on_train_begin(self, logs=None):
+        if self.bar is not None:  # a run's later ``fit`` continues its bar
+            return
         # smoothing=0: the rate (and the ETA) is the average since the first step ended, leaving out the
         # first step, which traces the graph.
         self.bar = tqdm(total=self.steps.max_steps, initial=self.steps.step, unit="step",
@@ -44,5 +46,7 @@ class ProgressBar(keras.callbacks.Callback):
         """Print ``text`` on its own line, above the bar if one is showing."""
         tqdm.write(text)
 
-    def on_train_end(self, logs=None):
-        self.bar.close()
+    def close(self):
+        """Close the bar once the run's last ``fit`` has ended."""
+        if self.bar is not None:
+            self.bar.close()

@@ -1,5 +1,6 @@
 """The run's record at the end of each logging window: training scalars, validation (which alone picks the best
-step and its weights), test figures (only reported), checkpoints and metrics.json."""
+step and its weights), test figures (only reported), checkpoints and metrics.json; and the checkpoints between
+windows: every --checkpoint_minutes, and at the step SIGTERM stops."""
 
 import math
 import statistics
@@ -11,25 +12,30 @@ import numpy as np
 import tensorflow as tf
 
 from keras_frelu import checkpoints, files
+from keras_frelu.errors import Preempted
 
 
 class RunRecorder(keras.callbacks.Callback):
     """At the end of each window of ``fit`` (an epoch of ``--log_step`` steps): the window's mean loss and
     accuracy to ``train/``, validation every ``validation_every`` steps, the whole test split every
     ``--test_sample_step`` steps, a checkpoint every ``--output_save_step`` steps, and all of them at the
-    last step. Only the chief writes files; the others join the collective reads of a checkpoint.
+    last step. Between windows, a checkpoint once ``--checkpoint_minutes`` have passed since the last one, and
+    at the end of the step during which SIGTERM came, which then stops the run (``Preempted``). Only the chief
+    writes files; the others join the collective reads of a checkpoint, so under multi_worker, where the
+    workers cannot agree on a time or a signal, only the windows' checkpoints are written.
 
+    ``inputs`` holds the evaluation splits (``evaluation``), the summary writers and ``validation_every``;
     ``previous`` is the metrics.json of the run this one resumes, as of its last checkpoint."""
 
-    def __init__(self, config, run, steps, non_finite, progress, evaluation_data, writers, chief, previous,
-                 validation_every):
+    def __init__(self, config, run, chief, previous, inputs, steps, non_finite, interrupts, progress,
+                 anytime_checkpoints):
         super().__init__()
-        self.config, self.run, self.chief = config, run, chief
-        self.steps, self.non_finite, self.progress = steps, non_finite, progress  # the run's other callbacks
-        self.evaluation_data = evaluation_data  # {"validation": tf.data (if any), "test": tf.data}
-        self.validation_every = validation_every
-        self.writers = writers
-        self.previous = previous
+        self.config, self.run, self.chief, self.previous = config, run, chief, previous
+        self.evaluation_data = inputs.evaluation  # {"validation": tf.data (if any), "test": tf.data}
+        self.writers, self.validation_every = inputs.writers, inputs.validation_every
+        self.steps, self.non_finite, self.interrupts, self.progress = steps, non_finite, interrupts, progress
+        self.checkpoint_s = config.checkpoint_minutes * 60 if anytime_checkpoints else math.inf
+        self.saved_at = time.monotonic()
         self.history = []
         self.started = time.perf_counter()
         self.best_accuracy = previous.get("best_validation_accuracy")
@@ -37,6 +43,18 @@ class RunRecorder(keras.callbacks.Callback):
         self.best_weights = read_best_weights(run, self.best_step) if chief and self.best_step else None
         self.best_saved = True
         self.at_best = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.non_finite.diverged_at is not None:
+            return
+        if self.interrupts.terminated:
+            if self.checkpoint_s < math.inf:
+                self.save()
+                raise Preempted(f"stopped by SIGTERM at step {self.steps.step}, its checkpoint saved")
+            raise Preempted(f"stopped by SIGTERM at step {self.steps.step} (under multi_worker the run resumes "
+                            "from its last window's checkpoint)")
+        if time.monotonic() - self.saved_at >= self.checkpoint_s:
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.non_finite.diverged_at is not None:
@@ -90,12 +108,13 @@ class RunRecorder(keras.callbacks.Callback):
         """A checkpoint of the current step, the best weights if they are new, and metrics.json so far."""
         if not self.non_finite.weights_finite():
             return
-        if self.chief:
-            checkpoints.save_checkpoint(self.model, self.run, self.steps.step)
+        self.saved_at = time.monotonic()
+        if self.chief:  # the checkpoint last: whatever a resumed run starts from has its history and best weights
             if not self.best_saved:
                 write_best_weights(self.run, self.best_step, self.best_weights)
                 self.best_saved = True
             self.run.write_metrics(self.metrics(complete=False))
+            checkpoints.save_checkpoint(self.model, self.run, self.steps.step)
         else:  # saving reads synchronised variables, a collective operation every worker must join
             with tempfile.TemporaryDirectory() as scratch:
                 checkpoints.save_checkpoint(self.model, scratch, self.steps.step)
@@ -135,6 +154,7 @@ class RunRecorder(keras.callbacks.Callback):
 
 
 def write_best_weights(run, step, weights):
+    files.makedirs(run.checkpoint_dir)
     with files.atomic_write(run.best_weights_path, "wb") as handle:
         np.savez(handle, step=step, **{f"w{index}": array for index, array in enumerate(weights)})
 

@@ -3,6 +3,7 @@ before anything is written), then ``train``: open the run, start the model, reco
 inputs, fit, finish."""
 
 import dataclasses
+import functools
 import math
 import os
 import platform
@@ -75,7 +76,7 @@ def train(config, dataset=None, strategy=None, callbacks=()):
 
 @dataclasses.dataclass
 class _Inputs:
-    train: tf.data.Dataset
+    train_from: callable  # step -> the training batches in their seeded order from that step on
     evaluation: dict  # split -> tf.data.Dataset, "validation" only if the dataset has one
     writers: dict  # split -> summary writer (the chief's only)
     validation_every: int  # steps between two validation passes
@@ -83,7 +84,16 @@ class _Inputs:
 
 def _train(config, dataset, strategy, callbacks, run, chief):
     _open(config, run, dataset)
-    monitor = _monitor(config, run, dataset) if chief and not config.no_monitor else None
+    if not chief or config.no_monitor:
+        return _train_from_start(config, dataset, strategy, list(callbacks), run, chief)
+    monitor = _monitor(config, run, dataset)
+    try:
+        return _train_from_start(config, dataset, strategy, [*callbacks, monitor], run, chief)
+    finally:  # a process that goes on after the run (a notebook, a test) keeps no child
+        monitor.close_figure_process()
+
+
+def _train_from_start(config, dataset, strategy, callbacks, run, chief):
     model, resume_from = _start_model(config, dataset, strategy, run, chief)
     start_step = int(model.optimizer.iterations.numpy())  # 0 for a new model; a worker's is the chief's
     previous = run.metrics() if chief and start_step else {}
@@ -99,8 +109,7 @@ def _train(config, dataset, strategy, callbacks, run, chief):
               f"{config.max_training_steps}); raise --max_training_steps to train further")
         return previous
     inputs = _inputs(config, dataset, run, start_step, chief)
-    recorder = _fit(config, model, strategy, inputs, run, start_step, chief, previous,
-                    [*callbacks, *([monitor] if monitor else [])])
+    recorder = _fit(config, model, strategy, inputs, run, start_step, chief, previous, callbacks)
     return _finish(model, strategy, recorder, inputs, dataset, run, chief, trained, start_step)
 
 
@@ -136,18 +145,19 @@ def _start_model(config, dataset, strategy, run, chief):
 
 
 def _inputs(config, dataset, run, start_step, chief):
-    """The training batches in their seeded order from ``start_step``, the evaluation splits, the writers."""
+    """The training batches, the evaluation splits, the summary writers (from ``start_step``)."""
     splits = {"test": (dataset.test_images, dataset.test_labels)}
     if dataset.validation_labels is not None:
         splits["validation"] = (dataset.validation_images, dataset.validation_labels)
     writers = {}
     if chief:
         writers = {split: events.resumed_writer(run.events(split), start_step) for split in ("train", *splits)}
-    train_data = data.make_dataset(dataset.train_images, dataset.train_labels, config.batch_size, shuffle=True,
-                                   seed=config.seed, repeat=True, drop_remainder=True, start_batch=start_step)
+    train_from = functools.partial(data.make_dataset, dataset.train_images, dataset.train_labels, config.batch_size,
+                                   shuffle=True, seed=config.seed, repeat=True, drop_remainder=True)
     evaluation_data = {split: data.make_dataset(images, labels, config.batch_size, shuffle=False)
                        for split, (images, labels) in splits.items()}
-    return _Inputs(train_data, evaluation_data, writers, validation_interval(config, dataset.validation_size))
+    return _Inputs(lambda step: train_from(start_batch=step), evaluation_data, writers,
+                   validation_interval(config, dataset.validation_size))
 
 
 def _fit(config, model, strategy, inputs, run, start_step, chief, previous, extra_callbacks):
@@ -156,16 +166,21 @@ def _fit(config, model, strategy, inputs, run, start_step, chief, previous, extr
     steps = StepCounter(start_step, config.max_training_steps, config.steps_per_execution)
     non_finite = StopOnNonFinite(steps)
     progress = ProgressBar(steps, config.batch_size, enabled=config.progress and chief)
-    recorder = RunRecorder(config, run, steps, non_finite, progress, inputs.evaluation, inputs.writers, chief,
-                           previous, inputs.validation_every)
-    windows = max(0, math.ceil((config.max_training_steps - start_step) / config.log_step))
+    recorder = RunRecorder(config, run, chief, previous, inputs, steps, non_finite, interrupts, progress,
+                           anytime_checkpoints=not distribute.is_multi_worker(strategy))
+    callbacks = [interrupts, steps, non_finite, progress, recorder, *extra_callbacks]
     try:
         with interrupts.installed(), distribute.scope(strategy):
             if distribute.is_multi_worker(strategy):
                 distribute.work_around_keras_multi_worker(model)
-            model.fit(inputs.train, epochs=windows, steps_per_epoch=config.log_step, verbose=0, shuffle=False,
-                      callbacks=[interrupts, steps, non_finite, progress, recorder, *extra_callbacks])
-    finally:  # the batches are already in their seeded order, hence shuffle=False
+            for first_step, windows, window_steps in _windows(config, start_step):
+                if non_finite.diverged_at is not None:
+                    break
+                # The batches are already in their seeded order, hence shuffle=False.
+                model.fit(inputs.train_from(first_step), epochs=windows, steps_per_epoch=window_steps, verbose=0,
+                          shuffle=False, callbacks=callbacks)
+    finally:
+        progress.close()
         for writer in inputs.writers.values():
             writer.close()
     if non_finite.diverged_at is not None:
@@ -175,6 +190,19 @@ def _fit(config, model, strategy, inputs, run, start_step, chief, previous, extr
             f"{last_good or 'none (no checkpoint was written yet)'}; lower --learning_rate or --clip_norm and "
             "start a new run (another --prefix)")
     return recorder
+
+
+def _windows(config, start_step):
+    """``(first step, windows, steps per window)`` of each ``fit``: one, unless the run resumes inside a window
+    (from a checkpoint of --checkpoint_minutes or SIGTERM), whose rest is then a ``fit`` of its own, so that
+    every later window, and so every evaluation and checkpoint, falls on the steps of an uninterrupted run."""
+    head = min(-start_step % config.log_step, max(0, config.max_training_steps - start_step))
+    rest = start_step + head
+    windows = max(0, math.ceil((config.max_training_steps - rest) / config.log_step))
+    phases = [(start_step, 1, head)] if head else []
+    if windows or not phases:  # a run already at its last step still gets a fit, of no steps, for its callbacks
+        phases.append((rest, windows, config.log_step))
+    return phases
 
 
 def _finish(model, strategy, recorder, inputs, dataset, run, chief, trained, start_step):

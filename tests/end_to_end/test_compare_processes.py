@@ -162,3 +162,35 @@ def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
     assert read_json(folder / "comparison.json") == summary
     assert (folder / "comparison.png").exists() and (folder / figures["activations"]["file"]).exists()
     assert f"| digits | {other_activation} | 2 |" in result.stdout
+
+
+@pytest.mark.signals
+def test_sigterm_to_script_py_checkpoints_every_training_run_and_the_rerun_completes_them(data_dir, tmp_path):
+    train_dir = tmp_path / "runs"
+    command = ["--activations", "relu", "lrelu", "--seeds", 1, "--parallel", 2, "--train_dir", train_dir,
+               "--no_tensorboard", "--exit_when_done", "--", "--data_dir", data_dir, *TRAINER_FLAGS]
+    names = [RUN.format(activation, 0) for activation in ("relu", "lrelu")]
+    folders = lambda: list(train_dir.glob("compare-digits-*"))  # noqa: E731
+    steps = lambda name: [step for step, _ in checkpoints.list_checkpoints(str(folders()[0] / name))]  # noqa: E731
+    with open(tmp_path / "first.out", "w") as out:
+        process = popen_cli("script.py", *command, stdout=out, stderr=out)
+        wait_for(lambda: folders() and all(steps(name) for name in names), "a checkpoint of both runs", process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143, (tmp_path / "first.out").read_text()
+    output = (tmp_path / "first.out").read_text()
+    assert "script.py: stopped by SIGTERM" in output
+    (folder,) = folders()
+    runs = runs_of(folder)
+    for name in names:  # each stopped at the end of a step, with the checkpoint of that step
+        assert runs[name]["status"] == "interrupted" and runs[name]["exit_code"] == 143
+        stopped = [line for line in (folder / "logs" / f"{name}.log").read_text().splitlines()
+                   if "stopped by SIGTERM at step" in line]
+        assert len(stopped) == 1, stopped
+        assert steps(name)[-1] == int(stopped[0].split("at step ")[1].split(",")[0]) < 200
+
+    result = run_cli("script.py", *command)
+    assert result.returncode == 0, result.stderr
+    runs = runs_of(folder)
+    for name in names:
+        assert runs[name]["status"] == "complete"
+        assert read_json(folder / name / "metrics.json")["step"] == 200

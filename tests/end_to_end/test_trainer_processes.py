@@ -72,6 +72,48 @@ def test_sigkill_then_rerun_resumes_where_the_checkpoint_left_off(data_dir, tmp_
     assert metrics["test_accuracy"] == read_json(deterministic_reference / "metrics.json")["test_accuracy"]
 
 
+@pytest.mark.signals
+def test_sigterm_checkpoints_the_step_it_stops_at_and_the_rerun_ends_as_an_uninterrupted_run(
+        data_dir, tmp_path, deterministic_reference):
+    args = ["--data_dir", data_dir, "--train_dir", tmp_path, "--deterministic", "--seed", 1,
+            "--max_training_steps", 300, *FAST]
+    run_dir = tmp_path / "digits-relu-reference_cnn-seed1"
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        process = popen_cli("trainer.py", *args, stdout=out, stderr=err)
+        deadline = time.monotonic() + 300
+        while not checkpoints.list_checkpoints(str(run_dir)):  # the first one (step 100): 200 steps of margin
+            assert process.poll() is None, "the run ended before SIGTERM"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the next window
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143
+    stopped_at = checkpoints.list_checkpoints(str(run_dir))[-1][0]
+    assert 100 < stopped_at < 300
+    assert error_lines((tmp_path / "err").read_text()) == [
+        f"trainer.py: stopped by SIGTERM at step {stopped_at}, its checkpoint saved; rerun the same command to "
+        "resume"]
+    model = checkpoints.load_checkpoint(checkpoints.latest_checkpoint(str(run_dir)))
+    assert int(model.optimizer.iterations.numpy()) == stopped_at
+
+    result = run_cli("trainer.py", *args)
+    assert result.returncode == 0, result.stderr
+    assert read_json(run_dir / "config.json")["start_step"] == stopped_at
+    # Every later window, evaluation and checkpoint falls on the steps of the uninterrupted run, whose final
+    # figures it gives bit for bit; only the window cut by SIGTERM has a mean over fewer steps.
+    losses, reference_losses = train_losses(run_dir), train_losses(deterministic_reference)
+    assert sorted(losses) == list(range(20, 301, 20))
+    cut = -(-stopped_at // 20) * 20
+    assert {step: loss for step, loss in losses.items() if step != cut} == {
+        step: loss for step, loss in reference_losses.items() if step != cut}
+    metrics, reference = read_json(run_dir / "metrics.json"), read_json(deterministic_reference / "metrics.json")
+    assert [record["step"] for record in metrics["history"]] == list(range(20, 301, 20))
+    for key in ("step", "test_accuracy", "test_loss", "validation_accuracy", "validation_loss",
+                "best_validation_accuracy", "best_validation_step", "test_accuracy_at_best_validation"):
+        assert metrics[key] == reference[key], key
+    assert [step for step, _ in checkpoints.list_checkpoints(str(run_dir))][-1] == 300
+
+
 # The distributed runs: deterministic, with the monitor at its default interval (every 100 steps)
 DISTRIBUTED = ["--deterministic", "--seed", 1, *[flag for flag in FAST if flag != "--no_monitor"]]
 
