@@ -5,11 +5,13 @@
 """
 
 from keras_frelu import cli, config
+from keras_frelu.rundir import RunDir
 
 
 def main(argv=None):
     run_config = config.TrainConfig(**vars(config.build_parser(prog="trainer.py").parse_args(argv)))
     config.validate(run_config, activation=False)  # bad flags answer before TensorFlow is loaded
+    RunDir(run_config.run_dir()).check_unlocked()  # and so does a run that another process writes
     cli.quiet_tensorflow(run_config.verbose)
     from keras_frelu import training  # deferred: TensorFlow is imported only when there is work to do
 

@@ -1,10 +1,11 @@
 """What every front-door script shares: one-line errors and their exit codes."""
 
 import argparse
+import importlib.util
 import os
 import sys
 
-from keras_frelu.errors import KerasFreluError, Preempted
+from keras_frelu.errors import KerasFreluError, Preempted, UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -19,10 +20,32 @@ VERBOSE_VARIABLE = "KERAS_FRELU_VERBOSE"
 TENSORFLOW_NOISE = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
 
 
+# Keras's backends and the package each needs; TensorFlow is needed by the tools whatever the backend (tf.data,
+# event files).
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
+                    "openvino": "openvino"}
+
+
+def check_backend():
+    """A ``UsageError`` naming the fix when KERAS_BACKEND names no Keras backend or one that is not installed
+    (or TensorFlow itself is missing), instead of the ImportError traceback of importing Keras."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is not None and backend not in BACKEND_PACKAGES:
+        raise UsageError(f"KERAS_BACKEND={backend!r} is not a Keras backend; set it to one of "
+                         f"{', '.join(BACKEND_PACKAGES)} (or unset it for tensorflow)")
+    for package in dict.fromkeys(["tensorflow", BACKEND_PACKAGES.get(backend, "tensorflow")]):
+        if importlib.util.find_spec(package) is None:
+            where = f"KERAS_BACKEND={backend} needs" if package == backend else "the tools need"
+            raise UsageError(f"{where} {package}, which is not installed; pip install {package}"
+                             + ("" if package == "tensorflow" else " (or unset KERAS_BACKEND for tensorflow)"))
+
+
 def quiet_tensorflow(verbose=False):
     """Import TensorFlow and find its devices with its C++ start-up lines dropped (some are written to the
     stderr file descriptor before ``TF_CPP_MIN_LOG_LEVEL`` applies). ``verbose`` or the environment
-    variable KERAS_FRELU_VERBOSE=1 keeps them, and every TensorFlow log message after."""
+    variable KERAS_FRELU_VERBOSE=1 keeps them, and every TensorFlow log message after. A missing backend is
+    a one-line ``UsageError`` first (``check_backend``)."""
+    check_backend()
     if verbose or os.environ.get(VERBOSE_VARIABLE, "") not in ("", "0"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,6 +60,18 @@ def quiet_tensorflow(verbose=False):
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def folder(text):
+    """An argparse type: a folder's path, which need not exist yet but is not a file and lies under no file."""
+    path = os.path.abspath(text)
+    while True:
+        if os.path.exists(path) and not os.path.isdir(path):
+            where = "is a file" if path == os.path.abspath(text) else f"lies under the file {path}"
+            raise argparse.ArgumentTypeError(f"{text!r} {where}, not a folder; give a folder (made if missing)")
+        if os.path.dirname(path) == path:
+            return text
+        path = os.path.dirname(path)
 
 
 def positive_int(text):

@@ -29,8 +29,7 @@ def resolve(run_dir=None, checkpoint=None):
             return checkpoint, parent if parent.is_run() else None
         return checkpoint, RunDir(run_dir)
     if run_dir:
-        if not os.path.isdir(run_dir):
-            raise UsageError(f"--train_dir {run_dir!r} does not exist; give a run directory made by trainer.py")
+        _check_run_folder(run_dir)
         checkpoint = checkpoints.latest_checkpoint(run_dir)
         if checkpoint is None:
             raise UsageError(f"{run_dir} has no checkpoint yet; train it first (trainer.py) or pass --checkpoint")
@@ -85,6 +84,24 @@ def write_predictions(path, predictions, step):
     with files.atomic_write(path, "wb") as handle:
         np.savez(handle, step=np.int64(step), predicted=predictions["predicted"], label=predictions["label"],
                  label_probability=predictions["label_probability"])
+
+
+def _check_run_folder(run_dir):
+    """A ``UsageError`` saying what ``--train_dir`` is when it is not a run, or ``RunLocked`` if a trainer writes
+    it: answered before TensorFlow loads."""
+    example = "give a run directory made by trainer.py, e.g. train_dir/digits-relu-reference_cnn-seed0"
+    if not os.path.exists(run_dir):
+        raise UsageError(f"--train_dir {run_dir!r} does not exist; {example}")
+    if not os.path.isdir(run_dir):
+        raise UsageError(f"--train_dir {run_dir!r} is a file, not a run directory; {example}")
+    run = RunDir(run_dir)
+    if not run.is_run():
+        if os.path.isfile(os.path.join(run_dir, "runs.json")):
+            raise UsageError(f"--train_dir {run_dir!r} is a comparison made by script.py, not a run; evaluate one "
+                             f"of its runs (--train_dir {os.path.join(run_dir, 'RUN')}) or rebuild its report with "
+                             f"script.py --report_only {run_dir}")
+        raise UsageError(f"--train_dir {run_dir!r} is not a run (it has no config.json); {example}")
+    run.check_unlocked()
 
 
 def _model_and_dataset(checkpoint, run, dataset, data_dir, flag):

@@ -148,27 +148,52 @@ class RunDir:
                     os.remove(os.path.join(parent, name))
                 os.rmdir(parent)
 
-    @contextlib.contextmanager
     def lock(self):
         """Hold the run's write lock for the block (creating the folder); ``RunLocked`` naming the process
         that holds it otherwise. The OS releases it when the process ends, however it ends."""
-        self.create()
-        path = self.join(LOCK)
-        with files.storage_errors(path):
-            handle = open(path, "a+", encoding="utf-8")
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise RunLocked(f"{self.path} is being written by {holder}; wait for it to finish or stop it, "
-                                "then run the same command again") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"process {os.getpid()} on {socket.gethostname()} "
-                         f"({shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])})\n")
-            handle.flush()
-            yield self
-        finally:
-            handle.close()  # releases the lock
+        return folder_lock(self.path, "is being written by")
+
+    def check_unlocked(self):
+        """``RunLocked`` now if another process writes the run: an early answer, before the slow start-up
+        that precedes taking the lock (which still decides)."""
+        check_unlocked(self.path, "is being written by")
+
+
+@contextlib.contextmanager
+def folder_lock(folder, doing):
+    """Hold ``folder``'s lock (``folder/.lock``, creating the folder) for the block; ``RunLocked`` saying
+    "FOLDER <doing> process PID on HOST (COMMAND)" if another process holds it."""
+    files.makedirs(folder)
+    path = os.path.join(folder, LOCK)
+    with files.storage_errors(path):
+        handle = open(path, "a+", encoding="utf-8")
+    try:
+        _take(handle, folder, doing)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} "
+                     f"({shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])})\n")
+        handle.flush()
+        yield folder
+    finally:
+        handle.close()  # releases the lock
+
+
+def check_unlocked(folder, doing):
+    """``RunLocked`` if another process holds ``folder``'s lock (taken and given back at once)."""
+    try:
+        handle = open(os.path.join(folder, LOCK), "r+", encoding="utf-8")  # NFS locks files open for writing
+    except OSError:  # no folder or lock yet, or unreadable: taking the lock will tell
+        return
+    with handle:
+        _take(handle, folder, doing)
+
+
+def _take(handle, folder, doing):
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        raise RunLocked(f"{folder} {doing} {holder}; wait for it to finish or stop it, then run the same "
+                        "command again") from None

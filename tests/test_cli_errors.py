@@ -32,14 +32,15 @@ def half_a_file(folder):
 
 
 def digits_shaped_dataset(folder, num_classes):
-    """8x8x1 images (as digits) with ``num_classes`` classes."""
+    """8x8x1 images (as digits) with ``num_classes`` classes, each with training examples."""
     from keras_frelu.data import hdf5
 
     folder.mkdir()
     rng = np.random.default_rng(num_classes)
-    ids = [str(index) for index in range(40)]
-    hdf5.write_per_id(str(folder / "data.hdf5"), ids, rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8),
-                      np.arange(40) % num_classes)
+    count = 8 * num_classes
+    ids = [str(index) for index in range(count)]
+    hdf5.write_per_id(str(folder / "data.hdf5"), ids, rng.integers(0, 256, (count, 8, 8, 1), dtype=np.uint8),
+                      np.arange(count) % num_classes)
     (folder / "id.txt").write_text("".join(f"{identifier}\n" for identifier in ids))
     return folder
 
@@ -85,13 +86,31 @@ CASES = {
     "download-mirror-not-a-url": ("download.py", ["--dataset", "mnist", "--mirror", "not-a-url"], 2,
                                   "'not-a-url' is not a URL; give e.g. https://host/path"),
     "script-report-of-nothing": ("script.py", ["--report_only", "{tmp}/nothing"], 2, "is not a folder"),
+    # Folders that are files, or lie under one, in every front door.
+    "trainer-train-dir-is-a-file": ("trainer.py", ["--train_dir", "{file}"], 2, "is a file, not a folder"),
+    "trainer-train-dir-under-a-file": ("trainer.py", ["--train_dir", "{file}/runs"], 2, "lies under the file"),
+    "trainer-data-dir-is-a-file": ("trainer.py", ["--data_dir", "{file}"], 2, "argument --data_dir: "),
+    "script-train-dir-is-a-file": ("script.py", ["--train_dir", "{file}"], 2, "is a file, not a folder"),
+    "script-trainer-data-dir-under-a-file": ("script.py", ["--", "--data_dir", "{file}/data"], 2,
+                                             "lies under the file"),
+    "download-data-dir-is-a-file": ("download.py", ["--dataset", "digits", "--data_dir", "{file}"], 2,
+                                    "argument --data_dir: "),
+    "download-data-dir-under-a-file": ("download.py", ["--dataset", "digits", "--data_dir", "{file}/x"], 2,
+                                       "lies under the file"),
+    "evaler-train-dir-is-a-file": ("evaler.py", ["--train_dir", "{file}"], 2, "is a file, not a run directory"),
+    "evaler-train-dir-not-a-run": ("evaler.py", ["--train_dir", "{tmp}"], 2, "is not a run (it has no config.json)"),
+    "evaler-train-dir-a-comparison": ("evaler.py", ["--train_dir", "{comparison}"], 2,
+                                      "is a comparison made by script.py, not a run; evaluate one of its runs"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_one_line_error_exit_code_nothing_written(case, data_dir, tmp_path):
     script, arguments, expected_code, expected = CASES[case]
-    places = {"tmp": tmp_path, "data_dir": data_dir}
+    places = {"tmp": tmp_path, "data_dir": data_dir, "file": tmp_path / "a_file", "comparison": tmp_path / "compare"}
+    places["file"].write_text("not a folder\n")
+    places["comparison"].mkdir()
+    (places["comparison"] / "runs.json").write_text('{"runs": []}\n')
     if "{two_channel}" in arguments:
         places["two_channel"] = write_two_channel_dataset(tmp_path / "two_channel")
     if "{half}" in arguments or "{whole}" in arguments:

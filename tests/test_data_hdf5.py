@@ -31,6 +31,19 @@ def small_arrays(count=20, shape=(6, 5, 3), seed=0):
     return rng.integers(0, 256, (count, *shape), dtype=np.uint8), rng.integers(0, 4, count)
 
 
+def small_arrays_of_classes(labels, shape=(6, 5, 3)):
+    """Images and the given class indices, one-hot over 4 classes when written as the original layout."""
+    labels = np.array(labels)
+    images = np.random.default_rng(0).integers(0, 256, (len(labels), *shape), dtype=np.uint8)
+    return images, labels
+
+
+def class_only_in_test(folder):
+    """Classes 0-2 in both splits, class 3 in the test split only (test_id.txt)."""
+    ids = write_per_id_folder(folder, *small_arrays_of_classes([0, 1, 2] * 4 + [0, 1, 2, 3]))
+    (folder / "test_id.txt").write_text("".join(f"{identifier}\n" for identifier in ids[-4:]))
+
+
 def all_examples(dataset):
     """Images and labels of both splits, train then test."""
     return (np.concatenate([dataset.train_images, dataset.test_images]),
@@ -62,6 +75,7 @@ def test_per_id_and_columnar_layouts_give_the_same_dataset(tmp_path):
 
 def test_id_txt_chooses_and_orders_the_examples(tmp_path):
     images, labels = small_arrays(count=12)
+    labels[[11, 3, 0, 5]] = [0, 1, 2, 3]  # every class has a training example (else the folder is refused)
     ids = write_per_id_folder(tmp_path / "subset", images, labels)
     chosen = [11, 3, 7, 0, 5]
     (tmp_path / "subset" / "id.txt").write_text("".join(f"{ids[index]}\n\n" for index in chosen))  # blank lines too
@@ -171,6 +185,7 @@ def test_many_per_id_examples_are_cached_and_the_cache_is_used_afterwards(tmp_pa
 
 def test_the_cache_is_rebuilt_when_the_data_file_or_id_txt_changes(tmp_path):
     images, labels = small_arrays(count=10)
+    labels[:6] = [0, 3, 0, 1, 2, 3]  # every class has a training example in each version below
     ids = write_per_id_folder(tmp_path / "changing", images, labels)
     (tmp_path / "changing" / "test_id.txt").write_text(f"{ids[0]}\n")
     assert load_dataset(str(tmp_path / "changing")).train_labels[0] == labels[1]
@@ -182,9 +197,9 @@ def test_the_cache_is_rebuilt_when_the_data_file_or_id_txt_changes(tmp_path):
     assert reloaded.layout == "per-id (columnar cache built)"
     assert reloaded.train_labels[0] == (labels[1] + 1) % 4
 
-    (tmp_path / "changing" / "id.txt").write_text("".join(f"{identifier}\n" for identifier in ids[:5]))
+    (tmp_path / "changing" / "id.txt").write_text("".join(f"{identifier}\n" for identifier in ids[:6]))
     shorter = load_dataset(str(tmp_path / "changing"))
-    assert shorter.layout == "per-id (columnar cache built)" and len(shorter.train_labels) == 4
+    assert shorter.layout == "per-id (columnar cache built)" and len(shorter.train_labels) == 5
 
 
 def test_a_folder_where_the_cache_cannot_be_written_still_loads(tmp_path, caplog):
@@ -213,6 +228,14 @@ def replace(name, value, index=4):
     def change(handle, ids):
         del handle[ids[index]][name]
         handle[ids[index]][name] = value
+    return change
+
+
+def replace_all(name, value):
+    """Replace the ``name`` dataset of every example."""
+    def change(handle, ids):
+        for index in range(len(ids)):
+            replace(name, value, index)(handle, ids)
     return change
 
 
@@ -282,6 +305,13 @@ BAD_INPUTS = {
     "not HDF5": (lambda folder: (folder.mkdir(), (folder / "data.hdf5").write_text("id,label\n1,2\n"),
                                  (folder / "id.txt").write_text("1\n2\n")), "(file signature not found)"),
     "columnar rank 3": (columnar_with_images((6, 8, 8)), "'images' has shape (6, 8, 8); it must be [N, height"),
+    "one class as indices": (lambda folder: write_per_id_folder(folder, *small_arrays_of_classes([1] * 10), one_hot=False),
+                             "holds examples of class 1 only; a classifier needs at least 2 classes"),
+    "one class in a 4-wide one-hot": (lambda folder: per_id_with(folder, replace_all("label", np.eye(4)[2])),
+                                      "holds examples of class 2 only"),
+    "class without training example": (lambda folder: class_only_in_test(folder),
+                                       "class 3 has no training example (1 in the test split); add training "
+                                       "examples of it, or number the classes 0 to K-1 without gaps"),
     "both data files": (lambda folder: (per_id_with(folder, lambda h, i: None),
                                         (folder / "data.hy").write_bytes((folder / "data.hdf5").read_bytes())),
                         "holds both data.hdf5 and data.hy"),
@@ -344,6 +374,36 @@ def test_check_as_a_real_process_summarises_a_valid_folder(tmp_path):
     assert train_counts.sum() + np.bincount(dataset.test_labels, minlength=4).sum() == counts.sum()
     (note,) = error_lines(result.stderr)
     assert note.startswith("note: ") and "stores class indices, not one-hot vectors" in note
+
+
+def test_a_class_with_no_test_example_is_warned_about_not_refused(tmp_path, caplog):
+    ids = write_per_id_folder(tmp_path / "mine", *small_arrays_of_classes([0, 1, 2] * 4))
+    (tmp_path / "mine" / "test_id.txt").write_text("".join(f"{identifier}\n" for identifier in ids[:2]))
+    with caplog.at_level(logging.WARNING, logger="keras_frelu.data"):
+        dataset = load_dataset(str(tmp_path / "mine"))
+    assert sorted(dataset.test_labels) == [0, 1]
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert "1 class(es) have no test example (first: 2); their accuracy cannot be measured" in warning
+
+
+def test_an_id_file_with_a_byte_order_mark_is_read_as_the_same_ids(tmp_path):
+    images, labels = small_arrays()
+    ids = write_per_id_folder(tmp_path / "mine", images, labels)
+    plain = load_dataset(str(tmp_path / "mine"))
+    (tmp_path / "mine" / "id.txt").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "mine" / "id.txt").read_bytes())
+    with_mark = load_dataset(str(tmp_path / "mine"))
+    assert np.array_equal(with_mark.train_labels, plain.train_labels) and len(ids) == 20
+    assert np.array_equal(with_mark.test_images, plain.test_images)
+
+
+def test_check_shows_the_pixel_range(tmp_path):
+    images, labels = small_arrays(count=30)
+    images[0, 0, 0, 0], images[1, 0, 0, 0] = 3, 250
+    images = np.clip(images, 3, 250)
+    write_per_id_folder(tmp_path / "mine", images, labels)
+    result = run_check(tmp_path / "mine")
+    assert result.returncode == 0, result.stderr
+    assert "pixel range    3 to 250" in result.stdout
 
 
 def test_check_of_a_file_that_is_not_hdf5_fails_with_one_line_and_exit_2(tmp_path, capsys):

@@ -11,7 +11,7 @@ import time
 
 import keras
 import pytest
-from helpers import call_cli
+from helpers import CLI_ENV, ROOT, call_cli
 
 from keras_frelu import checkpoints, config, training
 from keras_frelu.data import sources
@@ -84,3 +84,46 @@ def test_the_progress_bar_leaves_the_tracing_step_out_of_its_rate_and_eta(data_d
     shown = [segment for segment in err.replace("\r", "\n").splitlines() if "/40 [" in segment]
     first = next(segment for segment in shown if " 1/40 [" in segment)
     assert "<?, ?step/s]" in first, first  # no rate or ETA from the step that traced the graph
+
+
+@pytest.mark.parametrize("backend, expected", [
+    ("jaxx", "KERAS_BACKEND='jaxx' is not a Keras backend; set it to one of tensorflow, jax, torch"),
+    ("", "KERAS_BACKEND='' is not a Keras backend"),
+    ("openvino", "KERAS_BACKEND=openvino needs openvino, which is not installed; pip install openvino"),
+])
+def test_a_keras_backend_that_is_unknown_or_not_installed_is_one_line(backend, expected, data_dir, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    for script, arguments in (("trainer.py", ["--data_dir", data_dir, "--train_dir", tmp_path]),
+                              ("script.py", ["--train_dir", tmp_path, "--", "--data_dir", data_dir])):
+        code, out, err = call_cli(script, *arguments)
+        assert code == 2 and out == "" and err.splitlines() == [f"{script}: error: {err.split('error: ')[1].strip()}"]
+        assert expected in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_run_another_process_writes_is_refused_before_tensorflow_loads(data_dir, tmp_path):
+    from keras_frelu.rundir import RunDir
+
+    run = RunDir(tmp_path / RUN)
+    with run.lock():  # this process writes the run; the trainer below is another process
+        probe = ("import sys; from helpers import CLI_ENV, ROOT, call_cli; "
+                 f"code, out, err = call_cli('trainer.py', '--data_dir', {str(data_dir)!r}, '--train_dir', "
+                 f"{str(tmp_path)!r}); print(code, 'tensorflow' in sys.modules); print(err, file=sys.stderr)")
+        result = subprocess.run([sys.executable, "-c", probe], cwd=os.path.dirname(__file__), capture_output=True,
+                                text=True, timeout=300, env={**CLI_ENV, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert f"{run.path} is being written by process {os.getpid()} on " in result.stderr
+
+
+def test_a_second_script_py_on_a_live_comparison_names_it(data_dir, tmp_path):
+    from keras_frelu.compare import state
+
+    folder = tmp_path / "compare-digits"
+    with state.lock(str(folder)):  # as the first script.py holds it
+        code, out, err = call_cli("script.py", "--train_dir", tmp_path, "--no_tensorboard", "--", "--data_dir",
+                                  data_dir)
+    assert code == 2, err
+    (line,) = err.splitlines()
+    assert line.startswith(f"script.py: error: {folder} is being run by another script.py: process {os.getpid()} ")
+    assert sorted(os.listdir(folder)) == [".lock"]  # nothing else written

@@ -75,7 +75,7 @@ def build_parser():
         help="with --ray: CPUs each run asks Ray for, and its TensorFlow threads (default: 2)")
     add("--gpus_per_run", type=gpu_count, metavar="G",
         help="with --ray: GPUs each run asks Ray for, e.g. 1, or 0.5 to share one (default: 0)")
-    add("--train_dir", default=train_config.DEFAULTS.train_dir,
+    add("--train_dir", type=cli.folder, default=train_config.DEFAULTS.train_dir,
         help="parent folder of the comparison folder (default: %(default)s)")
     add("--name", help="comparison folder name under --train_dir (default: compare-<datasets>[-<hash of the "
                        "trainer flags>], the same for the same command)")

@@ -31,7 +31,8 @@ from keras_frelu import files
 from keras_frelu.compare.pool import Output, Pool
 from keras_frelu.compare.report import count, report_text, write_report
 from keras_frelu.compare.resources import child_environment
-from keras_frelu.compare.state import check_not_running, owned_folder, read_state, write_state
+from keras_frelu.compare import state as comparison_state
+from keras_frelu.compare.state import check_not_running, read_state, write_state
 from keras_frelu.compare.tensorboard import LOG_DIR, signal_group
 from keras_frelu.errors import Preempted
 from keras_frelu.rundir import RunDir
@@ -152,7 +153,6 @@ class Comparison:
 
     def prepare(self):
         """Create the folder (or take up the one of an earlier call) and record the plan in runs.json."""
-        owned_folder(self.folder)
         state = read_state(self.folder) or {"runs": {}}
         check_not_running(self.folder, state)
         files.makedirs(os.path.join(self.folder, LOG_DIR))
@@ -172,7 +172,13 @@ class Comparison:
 
         Returns the number of failed runs. Raises KeyboardInterrupt after Ctrl-C, ``Preempted`` after SIGTERM,
         once every run has stopped. With ``wait``, TensorBoard keeps serving after the report until Ctrl-C.
+        One script.py at a time runs a comparison: a second one gets ``RunLocked`` naming the first.
         """
+        comparison_state.owned_folder(self.folder)  # before the lock makes the folder
+        with comparison_state.lock(self.folder):
+            return self._run(pool, tensorboard, wait, echo)
+
+    def _run(self, pool, tensorboard, wait, echo):
         lock = threading.Lock()
 
         def say(message):

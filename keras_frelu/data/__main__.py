@@ -1,8 +1,9 @@
 """``python -m keras_frelu.data check datasets/NAME``: validate a dataset folder and summarise it.
 
-Prints the example count, image shape and dtype, classes, class balance and split sizes; a bad folder gives
-a one-line error naming the problem and the fix, and exit code 2. Only a valid per-id folder gets a file
-written: its columnar cache.
+Prints the example count, image shape and dtype, pixel range, classes, class balance (per class, train and
+test) and split sizes, and warns about a class with no test example; a bad folder (fewer than 2 classes, a
+class with no training example, ...) gives a one-line error naming the problem and the fix, and exit code 2.
+Only a valid per-id folder gets a file written: its columnar cache.
 """
 
 import sys
@@ -34,6 +35,20 @@ def balance(labels, num_classes, class_names):
     return f"{counts.min():,} to {counts.max():,} per class (mean {counts.mean():,.1f})"
 
 
+def pixel_range(images, block=4096):
+    """``(min, max)`` of the images, read a block at a time (streamed datasets stay on disk)."""
+    low, high = np.inf, -np.inf
+    for start in range(0, len(images), block):
+        values = np.asarray(images[start:start + block])
+        low, high = min(low, values.min()), max(high, values.max())
+    return low, high
+
+
+def pixel_range_of(dataset):
+    train, test = pixel_range(dataset.train_images), pixel_range(dataset.test_images)
+    return min(train[0], test[0]), max(train[1], test[1])
+
+
 def summary(dataset):
     train, test = len(dataset.train_labels), len(dataset.test_labels)
     height, width, channels = dataset.image_shape
@@ -44,6 +59,7 @@ def summary(dataset):
         f"  examples       {train + test:,}",
         f"  images         {height}x{width}x{channels} {np.dtype(dataset.train_images.dtype).name}"
         f"{' (streamed from disk)' if isinstance(dataset.train_images, hdf5.HDF5Images) else ''}",
+        f"  pixel range    {' to '.join(f'{value:g}' for value in pixel_range_of(dataset))}",
         f"  classes        {dataset.num_classes}{shown}",
         f"  split          train {train:,}, test {test:,} (from {dataset.split})",
         f"  train balance  {balance(dataset.train_labels, dataset.num_classes, names)}",

@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_frelu.data.hdf5 import (DATA_FILES, ID_FILE, TEST_ID_FILE, HDF5Images, is_columnar, log, open_hdf5,
                                    read_columnar)
-from keras_frelu.data.per_id import read_per_id
+from keras_frelu.data.per_id import BUILT_CACHE, CACHE_FILE, read_per_id
 from keras_frelu.errors import DatasetError
 
 
@@ -100,7 +100,7 @@ def read_ids(path, required):
             raise DatasetError(f"{path} is missing; list the example ids (the group names in data.hdf5), one "
                                "per line")
         return None
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark some editors write is not an id
         ids = [line.strip() for line in handle]
     ids = [identifier for identifier in ids if identifier]
     if not ids:
@@ -151,12 +151,41 @@ def read_folder(folder, test_fraction=0.2, seed=0, memory_limit=None, progress=N
     is_test = np.zeros(len(ids), bool)
     is_test[test_positions] = True
     train_positions = np.flatnonzero(~is_test)
+    try:
+        check_classes(folder, columns.labels[train_positions], columns.labels[test_positions], columns.num_classes,
+                      columns.class_names)
+    except DatasetError:
+        if columns.layout == BUILT_CACHE:  # nothing is written for a folder that is refused
+            os.remove(os.path.join(folder, CACHE_FILE))
+        raise
     return Dataset(
         name=os.path.basename(folder), path=folder,
         train_images=_take(columns.images, train_positions), train_labels=columns.labels[train_positions],
         test_images=_take(columns.images, test_positions), test_labels=columns.labels[test_positions],
         num_classes=columns.num_classes, image_shape=tuple(columns.images.shape[1:]),
         class_names=columns.class_names, layout=columns.layout, split=split)
+
+
+def check_classes(folder, train_labels, test_labels, num_classes, class_names=None):
+    """Refuse a dataset a classifier cannot learn from: fewer than 2 classes with examples, or a class with no
+    training example; warn about a class with no test example (its accuracy cannot be measured)."""
+    name = lambda index: repr(class_names[index]) if class_names else str(index)  # noqa: E731
+    train_counts = np.bincount(train_labels, minlength=num_classes)
+    test_counts = np.bincount(test_labels, minlength=num_classes)
+    present = np.flatnonzero(train_counts + test_counts)
+    if len(present) < 2:
+        only = f"class {name(present[0])}" if len(present) else "no class"
+        raise DatasetError(f"{folder} holds examples of {only} only; a classifier needs at least 2 classes: add "
+                           "examples of the others")
+    untrained = np.flatnonzero(train_counts == 0)
+    if len(untrained):
+        raise DatasetError(f"{folder}: class {name(untrained[0])} has no training example ({test_counts[untrained[0]]} "
+                           f"in the test split{f'; {len(untrained)} such classes' if len(untrained) > 1 else ''}); "
+                           "add training examples of it, or number the classes 0 to K-1 without gaps")
+    untested = np.flatnonzero(test_counts == 0)
+    if len(untested):
+        log.warning(f"warning: {folder}: {len(untested)} class(es) have no test example (first: "
+                    f"{name(untested[0])}); their accuracy cannot be measured: add test examples of them")
 
 
 def _test_split(folder, ids, id_path, test_fraction, seed):

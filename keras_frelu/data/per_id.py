@@ -20,6 +20,7 @@ from keras_frelu.data.hdf5 import BLOCK, log, missing_ids_message, open_hdf5, re
 from keras_frelu.errors import DatasetError, StorageError
 
 CACHE_FILE = "columnar_cache.hdf5"
+BUILT_CACHE = "per-id (columnar cache built)"  # the layout of a load that wrote the cache
 CACHE_FORMAT = 1
 
 
@@ -55,7 +56,7 @@ def read_per_id(folder, path, id_path, ids, memory_limit, progress):
             with h5py.File(temporary, "r") as handle:
                 return read_columnar(handle, path, ids, float("inf"), layout="per-id")
     with h5py.File(cache, "r") as handle:
-        return read_columnar(handle, cache, ids, memory_limit, layout="per-id (columnar cache built)")
+        return read_columnar(handle, cache, ids, memory_limit, layout=BUILT_CACHE)
 
 
 def _write_cache(path, ids, output, key, progress, memory_limit):
