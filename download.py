@@ -36,7 +36,8 @@ def build_parser():
     add = parser.add_argument
     add("--dataset", "--datasets", dest="datasets", nargs="+", type=dataset_name, required=True, metavar="NAME",
         help=f"one or more of {', '.join(sources.BUILTIN)}")
-    add("--data_dir", type=cli.folder, default="datasets", help="folder that receives DATA_DIR/NAME (default: %(default)s)")
+    add("--data_dir", type=cli.folder, default="datasets",
+        help="folder that receives DATA_DIR/NAME (default: %(default)s)")
     add("--mirror", metavar="BASE_URL", type=mirror_url,
         help="fetch every file as BASE_URL/<original file name> (e.g. BASE_URL/train-images-idx3-ubyte.gz, "
              "BASE_URL/cifar-10-python.tar.gz, BASE_URL/train_32x32.mat) instead of from the official sources; "

@@ -78,7 +78,8 @@ def _add_data_flags(add):
     add("--dataset", default=DEFAULTS.dataset,
         help="dataset name under --data_dir (digits, MNIST, SVHN, CIFAR10, ... or your own) or a path to a "
              "dataset folder (default: %(default)s, embedded, no download needed)")
-    add("--data_dir", type=cli.folder, default=DEFAULTS.data_dir, help="folder holding the datasets (default: %(default)s)")
+    add("--data_dir", type=cli.folder, default=DEFAULTS.data_dir,
+        help="folder holding the datasets (default: %(default)s)")
     add("--test_fraction", type=float, default=DEFAULTS.test_fraction,
         help="test share for custom datasets that have no test_id.txt (default: %(default)s)")
     add("--validation_fraction", type=float, default=DEFAULTS.validation_fraction,
@@ -120,7 +121,8 @@ def _add_schedule_flags(add):
 
 
 def _add_run_flags(add):
-    add("--train_dir", type=cli.folder, default=DEFAULTS.train_dir, help="parent folder of run directories (default: %(default)s)")
+    add("--train_dir", type=cli.folder, default=DEFAULTS.train_dir,
+        help="parent folder of run directories (default: %(default)s)")
     add("--prefix", default=DEFAULTS.prefix, help="run name prefix: <prefix>-<dataset>-<activation>-<model>-seed<N>")
     add("--seed", type=int, default=DEFAULTS.seed,
         help="random seed of initialisation and data order, 0 to 2**32 - 1 (default: %(default)s)")
