@@ -224,3 +224,27 @@ def test_clean_removes_only_its_own_folder_and_not_while_its_runs_train(tmp_path
     state.clean(str(mine))
     assert not mine.exists() and (other / "keep").exists()
     state.clean(str(mine))  # nothing left to remove: no error
+
+
+@pytest.mark.parametrize("code, complete, expected", [
+    (130, True, "complete"), (-15, True, "complete"), (143, False, "interrupted"), (0, True, "complete"),
+    (1, False, "interrupted")])  # while stopping, any other end is an interruption
+def test_runs_json_says_what_the_run_folder_holds_when_a_run_ends(code, complete, expected, tmp_path):
+    """A run that completed just as it was stopped (its exit code that of the signal) is complete."""
+    from types import SimpleNamespace
+
+    from keras_frelu import config as trainer_config
+    from keras_frelu.compare.pool import Output
+    from keras_frelu.compare.runner import Comparison
+
+    folder = tmp_path / "compare-digits"
+    run_config = trainer_config.TrainConfig(train_dir=str(folder), max_training_steps=200)
+    (folder / run_config.run_name()).mkdir(parents=True)
+    (folder / run_config.run_name() / "metrics.json").write_text(json.dumps({"complete": complete, "step": 200}))
+    comparison = Comparison(str(folder), [run_config], "trainer.py", [])
+    run_state = {"runs": {run_config.run_name(): {"status": "running"}}}
+    handle = SimpleNamespace(name=run_config.run_name(), never_started=False, message=None,
+                             output=Output(run_config.run_name(), print))
+    comparison._finished(run_state, handle, code, stopping=True, say=print)
+    assert run_state["runs"][run_config.run_name()]["status"] == expected
+    assert state.read_state(folder)["runs"][run_config.run_name()]["status"] == expected

@@ -435,6 +435,23 @@ def test_report_of_old_run_folders_says_what_is_missing(tmp_path):
     assert dataset["observations"] == []
 
 
+def test_report_only_refuses_runs_of_different_experiments(tmp_path):
+    folder = tmp_path / "mixed"
+    write_comparison(folder, [write_run(folder, "relu", 0, correctness(0.9, 0)),
+                              write_run(folder, "selu", 0, correctness(0.8, 0))])
+    config_path = folder / RUN.format("selu", 0) / "config.json"
+    config = json.loads(config_path.read_text())
+    config["flags"]["learning_rate"] = 0.01  # trained otherwise than the relu run
+    config_path.write_text(json.dumps(config))
+    before = sorted(path.name for path in folder.iterdir())
+    code, out, err = call_cli("script.py", "--report_only", folder)
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert f"{folder} holds runs of different experiments: {RUN.format('relu', 0)} has --learning_rate None, " \
+           f"{RUN.format('selu', 0)} has 0.01" in line
+    assert sorted(path.name for path in folder.iterdir()) == before  # no report written
+
+
 def test_histogram_value_axis_is_symmetric_log_when_values_reach_far():
     """The monitor's fixed bucket edges run to ±8192: a few far values must not squash the rest."""
     from keras_frelu.compare import figures, results

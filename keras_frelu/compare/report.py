@@ -15,6 +15,7 @@ from keras_frelu import files, rundir
 from keras_frelu.compare import figures, markdown, results, summary
 from keras_frelu.compare.state import read_state
 from keras_frelu.compare.tensorboard import LOG_DIR
+from keras_frelu.config import RESUMABLE_CHANGES
 from keras_frelu.errors import UsageError
 
 REPORT_MARKDOWN = "comparison.md"
@@ -38,6 +39,33 @@ def check_alpha(alpha):
         raise UsageError(f"--alpha must be a number between 0 and 1 (exclusive), got {alpha}; e.g. --alpha 0.05")
 
 
+# The flags in which the runs of one comparison differ, and those that do not change what a run learns.
+PER_RUN_FLAGS = {"dataset", "activation", "seed", "prefix"}
+
+
+def check_one_comparison(folder, runs):
+    """A ``UsageError`` when the runs of ``folder`` were trained with different experiment flags (another
+    learning rate, model, number of steps...): their differences would not be the activations'."""
+    ignored = PER_RUN_FLAGS | (RESUMABLE_CHANGES - {"max_training_steps"})
+    first = None
+    for run in runs:
+        flags = rundir.RunDir(os.path.join(folder, run.name)).flags()
+        if not flags:
+            continue
+        experiment = {key: value for key, value in flags.items() if key not in ignored}
+        if first is None:
+            first = (run.name, experiment)
+            continue
+        differing = sorted(key for key in experiment.keys() | first[1].keys()
+                           if experiment.get(key) != first[1].get(key))
+        if differing:
+            key = differing[0]
+            raise UsageError(f"{folder} holds runs of different experiments: {first[0]} has --{key} "
+                             f"{first[1].get(key)!r}, {run.name} has {experiment.get(key)!r}; a report compares "
+                             "the runs of one comparison: give the folder script.py made for it, or move the others "
+                             "out")
+
+
 def build_report(folder, baseline=None, alpha=DEFAULT_ALPHA):
     """The report of ``folder`` (nothing written)."""
     check_alpha(alpha)
@@ -46,6 +74,7 @@ def build_report(folder, baseline=None, alpha=DEFAULT_ALPHA):
     runs = results.read_runs(folder)
     if not runs:
         raise UsageError(f"{folder} holds no run directories (folders with a {rundir.CONFIG} written by trainer.py)")
+    check_one_comparison(folder, runs)
     trainer_args = (read_state(folder) or {}).get("trainer_args")
     content, groups = summary.summarise(folder, runs, baseline, alpha, trainer_args)
     return Report(folder, runs, groups, content, markdown.render(content, REPORT_FIGURE, LOG_DIR))

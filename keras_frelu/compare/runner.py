@@ -256,7 +256,9 @@ class Comparison:
         if run.never_started:  # stopped while it waited for a place to train
             self._record(state, run.name, status="pending")
             return
-        if code == 0:
+        config = next(config for config in self.configs if config.run_name() == run.name)
+        # A run that completed just as it was stopped (its exit code that of the signal) is complete.
+        if code == 0 or RunDir(config.run_dir()).is_complete(config.max_training_steps):
             status = "complete"
         elif stopping or code in INTERRUPTED_CODES:
             status = "interrupted"
