@@ -2,27 +2,13 @@
 """Train a network with one activation function and keep everything in one run directory.
 
     python trainer.py --activation frelu          # python trainer.py --help for every flag
+
+The same as ``keras-frelu train`` (``python -m keras_frelu train``) of an installed package: the main is
+keras_frelu.commands.train's.
 """
 
-from keras_frelu import cli, config
-from keras_frelu.rundir import RunDir
-
-
-def main(argv=None):
-    run_config = config.TrainConfig(**vars(config.build_parser(prog="trainer.py").parse_args(argv)))
-    config.validate(run_config, activation=False)  # bad flags answer before TensorFlow is loaded
-    RunDir(run_config.run_dir()).check_unlocked()  # and so does a run that another process writes
-    cli.quiet_tensorflow(run_config.verbose)
-    from keras_frelu import training  # deferred: TensorFlow is imported only when there is work to do
-
-    training.split_cpu(run_config.num_cpu_devices)
-    strategy = training.make_strategy(run_config)
-    dataset = training.prepare(run_config)
-    metrics = training.train(run_config, dataset, strategy)
-    if metrics:
-        print(f"{run_config.run_dir()}: step {metrics['step']}, test accuracy {metrics['test_accuracy']:.4f}, "
-              f"test loss {metrics['test_loss']:.4f}, {metrics['images_per_s']:.0f} images/s")
-
+from keras_frelu import cli
+from keras_frelu.commands.train import main
 
 if __name__ == "__main__":
     cli.run(main)

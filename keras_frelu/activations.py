@@ -1,4 +1,5 @@
-"""Looking up activations by name: ``get``, ``available`` and ``canonical_name`` (with suggestions for a typo).
+"""Looking up activations by name: ``get``, ``available``, ``canonical_name`` (with suggestions for a typo) and
+each activation's compute-matched control (``controls``).
 
 Imports every layer, so that the table ``keras_frelu.registry`` keeps is complete whoever asks first.
 """
@@ -14,6 +15,11 @@ from keras_frelu import registry
 def available():
     """The activation names, sorted (aliases such as ``silu`` are accepted by ``get`` but not listed)."""
     return sorted(registry.classes())
+
+
+def controls():
+    """``{activation: the registry name of its compute-matched control}`` (``script.py --controls``)."""
+    return registry.controls()
 
 
 def canonical_name(name):

@@ -5,11 +5,19 @@ import importlib.util
 import os
 import sys
 
+from keras_frelu import __version__
 from keras_frelu.errors import KerasFreluError, Preempted, UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error (``prog: error: ...``) instead of the usage block; exit code 2."""
+    """argparse with a one-line error (``prog: error: ...``) instead of the usage block; exit code 2; and
+    ``--version`` (``keras-frelu VERSION``, the package's ``__version__``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.add_help:
+            self.add_argument("--version", action="version", version=f"keras-frelu {__version__}",
+                              help="print the version and exit")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -146,8 +146,8 @@ def _add_run_flags(add):
 TRAINER_DESCRIPTION = """\
 Train a network with one activation function and keep everything in one run directory.
 
-    python trainer.py --activation frelu                      # embedded digits dataset
-    python trainer.py --dataset CIFAR10 --activation selu --lr_weight_decay
+    %(prog)s --activation frelu                      # embedded digits dataset
+    %(prog)s --dataset CIFAR10 --activation selu --lr_weight_decay
 
 Re-running the same command resumes from the newest checkpoint. Ctrl-C stops at once (exit 130); SIGTERM
 (what Slurm, Kubernetes and Ray send before preemption) stops at the end of the current step with a

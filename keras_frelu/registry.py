@@ -9,6 +9,7 @@ PACKAGE = "keras_frelu"  # the Keras serialisation package: saved configs name t
 
 _LAYERS = {}  # registry name -> layer class
 _ALIASES = {}  # alias -> registry name
+_CONTROLS = {}  # registry name -> the registry name of its compute-matched control
 
 
 def key(name):
@@ -16,13 +17,14 @@ def key(name):
     return str(name).strip().lower().replace("-", "_")
 
 
-def register(name, *, aliases=()):
+def register(name, *, aliases=(), control_of=None):
     """Class decorator: make an activation layer available as ``name`` (and each of ``aliases``) and register
     it with Keras serialisation (``keras.saving.register_keras_serializable(package="keras_frelu")``), so
     that ``keras.models.load_model`` restores it after ``import keras_frelu``.
 
     Names are lower case, with '_' rather than '-' (lookups ignore case and '-' vs '_'); a name or alias
-    taken by another class raises ``ValueError``. Example::
+    taken by another class raises ``ValueError``. ``control_of`` names the activation this one is the
+    compute-matched control of (``script.py --controls`` adds it beside that activation). Example::
 
         @register("lrelu", aliases=("leaky_relu", "leakyrelu"))
         class LeakyReLU(ActivationLayer):
@@ -55,6 +57,8 @@ def register(name, *, aliases=()):
         keras.saving.register_keras_serializable(package=PACKAGE)(cls)
         _LAYERS[name] = cls
         _ALIASES.update(dict.fromkeys(aliases, name))
+        if control_of is not None:
+            _CONTROLS[control_of] = name
         return cls
 
     return decorator
@@ -68,6 +72,11 @@ def classes():
 def aliases():
     """``{alias: registry name}`` of every alias registered so far."""
     return dict(_ALIASES)
+
+
+def controls():
+    """``{activation: its compute-matched control}`` of every control registered so far."""
+    return dict(_CONTROLS)
 
 
 def resolve(name):

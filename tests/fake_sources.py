@@ -16,6 +16,12 @@ import numpy as np
 import scipy.io
 
 
+def every_class(rng, count, classes):
+    """``count`` training labels in a random order that hold every one of ``classes`` classes (count >= classes),
+    as a real training split does: a dataset with a class that has no training example is refused."""
+    return rng.permutation(np.arange(count) % classes)
+
+
 def idx(array):
     """A gzip-compressed IDX file of unsigned bytes (MNIST's format): magic, big-endian sizes, data."""
     header = bytes((0, 0, 0x08, array.ndim)) + b"".join(size.to_bytes(4, "big") for size in array.shape)
@@ -25,7 +31,7 @@ def idx(array):
 def mnist_like(rng, train=12, test=5):
     images = {split: rng.integers(0, 256, (count, 28, 28), dtype=np.uint8) for split, count in
               (("train", train), ("t10k", test))}
-    labels = {split: rng.integers(0, 10, len(images[split])) for split in images}
+    labels = {"train": every_class(rng, train, 10), "t10k": rng.integers(0, 10, test)}
     files = {}
     for split in images:
         files[f"{split}-images-idx3-ubyte.gz"] = idx(images[split])
@@ -56,7 +62,7 @@ def tar_gz(members):
 def cifar10(rng, per_batch=3, test=4):
     names = [f"class{index}" for index in range(10)]
     train_images = rng.integers(0, 256, (5 * per_batch, 32, 32, 3), dtype=np.uint8)
-    train_labels = rng.integers(0, 10, len(train_images))
+    train_labels = every_class(rng, len(train_images), 10)
     test_images = rng.integers(0, 256, (test, 32, 32, 3), dtype=np.uint8)
     test_labels = rng.integers(0, 10, test)
     members = {f"cifar-10-batches-py/data_batch_{index + 1}": cifar_batch(
@@ -69,11 +75,11 @@ def cifar10(rng, per_batch=3, test=4):
     return files, {"train": (train_images, train_labels), "test": (test_images, test_labels), "names": names}
 
 
-def cifar100(rng, train=6, test=4):
+def cifar100(rng, train=100, test=4):
     names = [f"fine{index}" for index in range(100)]
     images = {split: rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8) for split, count in
               (("train", train), ("test", test))}
-    labels = {split: rng.integers(0, 100, len(images[split])) for split in images}
+    labels = {"train": every_class(rng, train, 100), "test": rng.integers(0, 100, test)}
     members = {f"cifar-100-python/{split}": {**cifar_batch(images[split], labels[split], b"fine_labels"),
                                              b"coarse_labels": [0] * len(images[split])} for split in images}
     members["cifar-100-python/meta"] = {b"fine_label_names": [name.encode() for name in names],
@@ -90,7 +96,7 @@ def svhn_mat(images, digits):
     return buffer.getvalue()
 
 
-def svhn(rng, sizes=(("train", 7), ("test", 5), ("extra", 6))):
+def svhn(rng, sizes=(("train", 10), ("test", 5), ("extra", 6))):
     files, expected = {}, {}
     for split, count in sizes:
         images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)

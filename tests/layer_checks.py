@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_frelu
+from keras_frelu import registry
 from keras_frelu.layers.funnel import FunnelCondition
 
 
@@ -34,8 +35,10 @@ def layer_class(name):
 
 
 # The registry split the way the tests need it: Funnel ReLU's condition looks at a neighbourhood (NumPy
-# reference in test_funnel.py); every other activation is elementwise (NumPy references in test_layers.py).
+# reference in test_funnel.py, for the funnels and their controls); every other activation is elementwise
+# (NumPy references in test_layers.py).
 FUNNEL = [name for name in keras_frelu.available() if issubclass(layer_class(name), FunnelCondition)]
+CONTROLS = sorted(registry.controls().values())
 ELEMENTWISE = [name for name in keras_frelu.available() if name not in FUNNEL]
 
 

@@ -463,3 +463,71 @@ def test_histogram_value_axis_is_symmetric_log_when_values_reach_far():
         figure = figures.histograms_figure("digits", [results.Group("digits", "relu", [run])], ["act_fc1"],
                                            {"relu": "C0"})
         assert figure.axes[0].get_xscale() == scale and figure.axes[0].get_xlim() == pytest.approx((-1.0, high))
+
+
+# ------------------------------------------------------------------------------------ controls and costs
+
+def test_an_activation_against_its_control_and_the_cost_table(tmp_path):
+    """frelu clearly above its control and relu: the control comparison is Holm-corrected with the baseline
+    comparisons, its finding says the gain is the condition, and the cost table holds the runs' own figures."""
+    from keras_frelu import costs, models
+
+    folder = tmp_path / "controls"
+    accuracy = {"relu": 0.80, "frelu": 0.90, "frelu_control": 0.81}
+    speed = {"relu": (1000.0, 980.0, 1020.0), "frelu": (800.0, 760.0, 790.0), "frelu_control": (780.0, 770.0, 800.0)}
+    memory = {"relu": 500.0, "frelu": 650.0, "frelu_control": 640.0}
+    runs = []
+    for activation in accuracy:
+        for seed in range(3):
+            runs.append(write_run(folder, activation, seed,
+                                  correctness(accuracy[activation] + 0.01 * seed, seed, salt=len(activation))))
+            run_dir = folder / RUN.format(activation, seed)
+            config = json.loads((run_dir / "config.json").read_text())
+            config["flags"].update(model="reference_cnn", batch_size=64)
+            config["dataset"].update(image_shape=[8, 8, 1])
+            (run_dir / "config.json").write_text(json.dumps(config))
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            metrics.update(images_per_s=speed[activation][seed], peak_memory_mb=memory[activation] + seed)
+            (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    write_comparison(folder, runs)
+    report.write_report(str(folder))
+    (dataset,) = read_summary(folder)["datasets"]
+
+    # Holm over the three comparisons together (relu is the baseline), by hand.
+    entries = [*dataset["comparisons"], *dataset["controls"]]
+    assert [(entry["activation"], entry["baseline"]) for entry in entries] == [
+        ("frelu", "relu"), ("frelu_control", "relu"), ("frelu", "frelu_control")]
+    p = [entry["tests"]["welch"]["p_value"] for entry in entries]
+    order = np.argsort(p)
+    expected, running = [0.0] * 3, 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * p[index]))
+        expected[index] = running
+    assert [entry["tests"]["welch"]["p_corrected"] for entry in entries] == pytest.approx(expected, rel=1e-12)
+    (control,) = dataset["controls"]
+    assert control["significant"] and control["difference_pp"] > 0
+    assert control["finding"].startswith("frelu beats its control frelu_control by +")
+    assert "the gain is frelu's own condition (the max with x), not the extra convolution" in control["finding"]
+
+    rows = {row["activation"]: row for row in dataset["costs"]}
+    for activation, row in rows.items():
+        model = models.reference_cnn((8, 8, 1), 10, activation=activation)
+        assert (row["parameters"], row["activation_parameters"]) == costs.trainable_parameters(model)
+        assert row["flops_per_image"] == costs.forward_flops(model)
+        assert row["peak_memory_mb"] == memory[activation] + 1  # the median seed's
+        step_times = [64 / value for value in speed[activation]]
+        assert row["step_time_s"] == pytest.approx(float(np.median(step_times)), rel=1e-12)
+    assert rows["frelu"]["step_time_ratio"] == pytest.approx(
+        np.median([64 / value for value in speed["frelu"]]) / np.median([64 / value for value in speed["relu"]]))
+    assert rows["frelu"]["parameters"] == rows["frelu_control"]["parameters"] > rows["relu"]["parameters"]
+
+    markdown_text = (folder / "comparison.md").read_text()
+    ratio = rows["frelu"]["step_time_ratio"]
+    extra = 100 * (rows["frelu"]["parameters"] / rows["relu"]["parameters"] - 1)
+    assert f"at {ratio:.2f}x the step time and {extra:+.1f}% parameters" in markdown_text  # the verdict's price
+    assert "### Each activation against its compute-matched control" in markdown_text
+    assert "### What each activation costs" in markdown_text
+    cost_rows = table(markdown_text, "activation", "What each activation costs")
+    assert cost_rows["frelu"]["step time vs relu"] == f"{ratio:.2f}x"
+    assert cost_rows["relu"]["step time vs relu"] == "1.00x"
+    assert "- frelu beats its control frelu_control by +" in report.report_text(report.build_report(str(folder)))

@@ -83,7 +83,7 @@ def test_fetch_reports_when_every_url_fails(served, tmp_path):
 
 
 def test_fashion_mnist_through_a_mirror_with_its_class_names(tmp_path):
-    files, expected = mnist_like(np.random.default_rng(4), train=9, test=4)
+    files, expected = mnist_like(np.random.default_rng(4), train=10, test=4)
     with FileServer({f"fashion/{name}": content for name, content in files.items()}) as server:
         sources.prepare("fashionmnist", str(tmp_path), mirror=f"{server.url}/fashion/", verify=False, say=quiet)
     dataset = load_dataset("FashionMNIST", data_dir=str(tmp_path))

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 from keras.ops import convert_to_numpy as to_numpy
 
-from keras_frelu import layers
-from layer_checks import FUNNEL, assert_matches_central_differences, gradients, layer_class, sample_inputs, seeded_rng
+from keras_frelu import layers, registry
+from layer_checks import (CONTROLS, FUNNEL, assert_matches_central_differences, gradients, layer_class, layer_gradients,
+                          sample_inputs, seeded_rng)
 
 rng = pytest.fixture(seeded_rng, name="rng")
 
@@ -50,10 +51,11 @@ def randomise_funnel(layer, channels, rng):
     return branches
 
 
-def np_funnel(x, branches):
+def np_funnel(x, branches, control=False):
+    """Funnel ReLU in inference (the moving statistics); ``control``: its control, relu of the condition."""
     condition = sum(np_batch_norm(np_depthwise_same(x, b["kernel"]) + b["bias"], b["gamma"], b["beta"],
                                   b["mean"], b["variance"]) for b in branches)
-    return np.maximum(x, condition)
+    return np.maximum(condition, 0.0) if control else np.maximum(x, condition)
 
 
 @pytest.mark.parametrize("name", FUNNEL)
@@ -65,11 +67,12 @@ def test_funnel_matches_numpy_depthwise_conv_and_batch_norm(name, shape, rng):
     layer = cls()
     layer.build(shape)
     spatial_rank = len(shape) - 2
-    expected_windows = 1 if cls is layers.FunnelReLU or spatial_rank <= 1 else spatial_rank
+    expected_windows = 1 if issubclass(cls, layers.FunnelReLU) or spatial_rank <= 1 else spatial_rank
     assert len(layer.kernels) == expected_windows
     branches = randomise_funnel(layer, shape[-1], rng)
-    expected = np_funnel(x.astype(np.float64), branches)
-    assert 0.05 < np.mean(expected > x) < 0.95  # both sides of the max are exercised
+    expected = np_funnel(x.astype(np.float64), branches, control=name in CONTROLS)
+    if name not in CONTROLS:
+        assert 0.05 < np.mean(expected > x) < 0.95  # both sides of the max are exercised
     np.testing.assert_allclose(to_numpy(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -129,14 +132,15 @@ def test_funnel_kernel_initializer_reproduces_official_resnet_initialisation():
     assert layer.kernels[0].numpy().std() == pytest.approx(np.sqrt(2.0 / (9 * channels)), rel=0.05)
 
 
-def np_funnel_training(x, branches):
-    """Funnel ReLU in training mode: batch norm with the batch's own (biased) statistics."""
+def np_funnel_training(x, branches, control=False):
+    """Funnel ReLU in training mode: batch norm with the batch's own (biased) statistics; ``control``: its
+    control."""
     condition = 0.0
     for b in branches:
         z = np_depthwise_same(x, b["kernel"]) + b["bias"]
         axes = tuple(range(z.ndim - 1))
         condition = condition + np_batch_norm(z, b["gamma"], b["beta"], z.mean(axis=axes), z.var(axis=axes))
-    return np.maximum(x, condition)
+    return np.maximum(condition, 0.0) if control else np.maximum(x, condition)
 
 
 @pytest.mark.parametrize("cls, shape", [(layers.FunnelReLU, (3, 5, 4, 3)), (layers.FunnelReLULight, (3, 5, 4, 3)),
@@ -168,6 +172,44 @@ def test_funnel_training_gradients_match_numpy_finite_differences(cls, shape, rn
 
     assert_matches_central_differences(dict(zip(["x"] + list(trainable), analytic)), perturbed, tolerance=2e-3,
                                        rng=rng)
+
+
+@pytest.mark.parametrize("name", CONTROLS)
+def test_control_in_training_normalises_with_the_batch_updates_the_moving_statistics_and_has_its_gradients(
+        name, rng):
+    shape = (3, 5, 4, 3)
+    x = rng.normal(1.0, 2.0, shape)
+    layer = layer_class(name)()
+    layer.build(shape)
+    branches = randomise_funnel(layer, shape[-1], rng)
+    before = [weights.numpy() for weights in layer.moving_means]
+    np.testing.assert_allclose(to_numpy(layer(x.astype(np.float32), training=True)),
+                               np_funnel_training(x, branches, control=True), rtol=1e-4, atol=1e-4)
+    for index, branch in enumerate(branches):  # as the funnel's: the mean of the convolution with its bias
+        z = np_depthwise_same(x, branch["kernel"]) + branch["bias"]
+        np.testing.assert_allclose(layer.moving_means[index].numpy(),
+                                   0.9 * before[index] + 0.1 * z.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    branches = randomise_funnel(layer, shape[-1], rng)
+    cotangent = rng.normal(size=shape)
+    weights = {"kernel": layer.kernels[0], "gamma": layer.gammas[0], "beta": layer.betas[0]}
+    analytic = layer_gradients(layer, x, cotangent, weights, training=True)
+
+    def perturbed(key, delta):
+        if key == "x":
+            return float(np.sum(np_funnel_training(x + delta, branches, control=True) * cotangent))
+        changed = [{**branches[0], key: branches[0][key].astype(np.float64) + delta}] + branches[1:]
+        return float(np.sum(np_funnel_training(x, changed, control=True) * cotangent))
+
+    assert_matches_central_differences(analytic, perturbed, tolerance=2e-3, rng=rng)
+
+
+def test_controls_have_the_weights_of_their_funnels():
+    for activation, control in registry.controls().items():
+        funnel, matched = layer_class(activation)(), layer_class(control)()
+        for layer in (funnel, matched):
+            layer.build((None, 6, 6, 5))
+        assert [(weight.path.split("/")[-1], tuple(weight.shape)) for weight in funnel.weights] == \
+               [(weight.path.split("/")[-1], tuple(weight.shape)) for weight in matched.weights]
 
 
 def test_funnel_bias_receives_gradient_in_inference_mode(rng):

@@ -8,7 +8,7 @@ import pytest
 from keras.ops import convert_to_numpy as to_numpy
 
 import keras_frelu
-from keras_frelu import layers, models
+from keras_frelu import layers, models, registry
 from keras_frelu.errors import UsageError
 
 ACTIVATIONS = keras_frelu.available()
@@ -18,6 +18,7 @@ MNIST, CIFAR, DIGITS = (28, 28, 1), (32, 32, 3), (8, 8, 1)
 def activation_params(name, channels, spatial):
     """Weights (trainable + batch-norm statistics) of one activation layer on ``channels`` channels."""
     batch_norm = 4 * channels  # gamma, beta, moving mean, moving variance
+    name = {control: funnel for funnel, control in registry.controls().items()}.get(name, name)  # the same weights
     if name == "frelu":  # 3x3 depthwise kernel (1 per feature on rank 2) + bias + BN
         return (9 if spatial else 1) * channels + channels + batch_norm
     if name == "frelu_light":  # 1x3 and 3x1 kernels, no bias, a BN each; one scale + BN on rank 2

@@ -14,6 +14,8 @@ ISSUE_NAMES = {  # issue 2, "Activation layers": registry name -> class
     "flexrelu": layers.FlexibleReLU, "pelu": layers.PELU, "srelu": layers.SReLU, "ftswish": layers.FTSwish,
     "ftswishplus": layers.FTSwishPlus, "trelu": layers.TReLU, "lisht": layers.LiSHT,
     "lishtplus": layers.LiSHTPlus, "grelu": layers.GeneralReLU,
+    # issue 27: Funnel ReLU's compute-matched controls
+    "frelu_control": layers.FunnelReLUControl, "frelu_light_control": layers.FunnelReLULightControl,
 }
 
 

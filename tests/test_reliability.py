@@ -50,12 +50,12 @@ def test_ctrl_c_swallowed_by_a_library_still_stops_training_at_the_next_step(dat
 
 def test_checkpoint_minutes_writes_checkpoints_between_the_step_based_ones(data_dir, tmp_path):
     run_config = dataclasses.replace(config.TrainConfig(), data_dir=str(data_dir), train_dir=str(tmp_path),
-                                     progress=False, no_monitor=True, log_step=20, output_save_step=100,
-                                     test_sample_step=100, max_training_steps=25, checkpoint_minutes=1e-9)
+                                     progress=False, no_monitor=True, log_step=5, output_save_step=100,
+                                     test_sample_step=100, max_training_steps=7, checkpoint_minutes=1e-9)
     training.train(run_config)
     saved = checkpoints.list_checkpoints(tmp_path / RUN)
-    assert [step for step, _ in saved] == [23, 24, 25]  # every step's, as the time is always up; the newest 3 kept
-    assert int(checkpoints.load_checkpoint(saved[0][1]).optimizer.iterations.numpy()) == 23
+    assert [step for step, _ in saved] == [5, 6, 7]  # every step's, as the time is always up; the newest 3 kept
+    assert int(checkpoints.load_checkpoint(saved[1][1]).optimizer.iterations.numpy()) == 6
 
 
 def test_staging_folders_of_dead_downloads_are_removed_and_never_listed(tmp_path):

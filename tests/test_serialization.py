@@ -48,6 +48,9 @@ NON_DEFAULT_KWARGS = {  # every constructor argument set to something other than
     "lisht": {"mean_shift": 0.3, "maxv": 2.0}, "lishtplus": {"mean_shift": 0.5, "maxv": None},
     "grelu": {"leak": 0.05, "sub": 0.3, "maxv": None},
 }
+# A control takes its Funnel ReLU's arguments.
+NON_DEFAULT_KWARGS.update({"frelu_control": NON_DEFAULT_KWARGS["frelu"],
+                           "frelu_light_control": NON_DEFAULT_KWARGS["frelu_light"]})
 
 
 def randomise(model):

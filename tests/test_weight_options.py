@@ -32,7 +32,8 @@ LEARNABLE = [name for name in keras_frelu.available() if learnable_weights(name)
 
 
 def test_the_learnable_activations():
-    assert LEARNABLE == ["flexrelu", "frelu", "frelu_light", "pelu", "prelu", "srelu"]
+    assert LEARNABLE == ["flexrelu", "frelu", "frelu_control", "frelu_light", "frelu_light_control", "pelu", "prelu",
+                         "srelu"]
 
 
 @pytest.mark.parametrize("name", LEARNABLE)

@@ -53,8 +53,8 @@ runs.json, Ctrl-C, rerunning to resume, TensorBoard, the report) is as on one ma
 """
 
 
-def build_parser():
-    parser = cli.ArgumentParser(prog="script.py", description=DESCRIPTION,
+def build_parser(prog="script.py"):
+    parser = cli.ArgumentParser(prog=prog, description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 usage="%(prog)s [options] [-- TRAINER_FLAGS]")
     add = parser.add_argument
@@ -63,6 +63,9 @@ def build_parser():
     add("--datasets", nargs="+", default=list(plan.DEFAULT_DATASETS), metavar="NAME",
         help="datasets: names under the trainer's --data_dir, or folder paths "
              f"(default: {' '.join(plan.DEFAULT_DATASETS)})")
+    add("--controls", action="store_true",
+        help="also train each activation's compute-matched control (frelu_control beside frelu: the same "
+             "parameters and FLOPs without the max with x) and compare the two in the report")
     add("--seeds", type=cli.positive_int, default=1, metavar="N",
         help="train each (dataset, activation) with seeds 0..N-1 (default: %(default)s)")
     add("--parallel", type=cli.positive_int, metavar="K",
@@ -151,11 +154,12 @@ def check_baseline(name, activations):
     return canonical
 
 
-def main(argv=None, trainer_script="trainer.py"):
-    """script.py: plan, train (``trainer_script`` per run) and report; returns the exit code."""
+def main(argv=None, trainer_script="trainer.py", prog="script.py"):
+    """script.py: plan, train (``trainer_script`` per run: a file, or the arguments after the interpreter, e.g.
+    ``("-m", "keras_frelu", "train")``) and report; returns the exit code."""
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     ours, trainer_argv = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    args = build_parser().parse_args(ours)
+    args = build_parser(prog).parse_args(ours)
     check_ray_flags(args)  # before TensorFlow loads: a missing Ray answers at once
     if args.report_only:
         cli.quiet_tensorflow()
@@ -165,10 +169,12 @@ def main(argv=None, trainer_script="trainer.py"):
         print(report.report_text(report.write_report(args.report_only, args.baseline, args.alpha)))
         return 0
 
-    base = plan.trainer_config(train_config.build_parser(prog="script.py (trainer flags after --)"), trainer_argv)
+    base = plan.trainer_config(train_config.build_parser(prog=f"{prog} (trainer flags after --)"), trainer_argv)
     train_config.validate(base, activation=False)  # bad flags answer before TensorFlow is loaded
     cli.quiet_tensorflow(base.verbose)  # knowing the activation names loads the layers
     activations = plan.activation_names(args.activations)
+    if args.controls:
+        activations = plan.with_controls(activations)
     check_baseline(args.baseline, activations)  # before anything trains; the report compares with it
     folder = os.path.join(args.train_dir, args.name or plan.default_name(base, args.datasets))
     configs = plan.plan(base, folder, activations, args.datasets, args.seeds)
@@ -205,7 +211,8 @@ def ray_pool(args, folder, trainer_script, configs):
     try:
         pool = ray_runner.RayPool(ray, args.ray, args.cpus_per_run, args.gpus_per_run, args.parallel)
         datasets = {os.path.abspath(data.find_folder(config.dataset, config.data_dir)) for config in configs}
-        pool.check_nodes(folder, [sys.executable, os.path.abspath(trainer_script), os.getcwd(), *sorted(datasets)])
+        trainer = [os.path.abspath(trainer_script)] if isinstance(trainer_script, str) else []  # a file, or -m
+        pool.check_nodes(folder, [sys.executable, *trainer, os.getcwd(), *sorted(datasets)])
     except BaseException:
         ray.shutdown()
         raise

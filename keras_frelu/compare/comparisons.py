@@ -15,6 +15,7 @@ The rules (docs/comparison_json.md says the same):
 """
 
 from keras_frelu.compare import statistics
+from keras_frelu.compare.cost_table import cost_phrase
 from keras_frelu.errors import UsageError
 
 POINTS = 100  # accuracies are fractions; differences are reported in percentage points
@@ -117,17 +118,47 @@ def add_power(comparisons, pooled, alpha):
             if std and entry["difference_pp"] is not None else None
 
 
-def compare_dataset(groups, baseline, alpha):
-    """Every group of one dataset against the ``baseline`` activation's group: the dataset's comparisons,
-    pooled seed std and verdict."""
-    base = next(group for group in groups if group.activation == baseline)
+def compare_dataset(groups, baseline, alpha, controls=None, costs=None):
+    """Every group of one dataset against the ``baseline`` activation's group, and each activation against its
+    compute-matched control where both were trained (``controls``: {activation: control}); Holm's correction
+    runs over all of these comparisons. The dataset's comparisons, control comparisons, pooled seed std and
+    verdict, with each activation's cost (``costs``: cost_table's rows) beside its gain."""
+    costs = {row["activation"]: row for row in costs or []}
+    by_activation = {group.activation: group for group in groups}
+    base = by_activation[baseline]
     comparisons = [compare(group, base) for group in groups if group is not base]
-    correct(comparisons, alpha)
+    matched = [compare(by_activation[activation], by_activation[control])
+               for activation, control in (controls or {}).items()
+               if activation in by_activation and control in by_activation]
+    correct(comparisons + matched, alpha)
     pooled = statistics.pooled_std([final_accuracies(group) for group in groups])
-    add_power(comparisons, pooled, alpha)
+    add_power(comparisons + matched, pooled, alpha)
+    for entry in comparisons + matched:
+        entry["cost"] = cost_phrase(costs.get(entry["activation"]), costs.get(entry["baseline"]))
     winner, headline = verdict(comparisons, baseline, alpha, pooled)
     return {"baseline": baseline, "comparisons": comparisons, "winner": winner, "headline": headline,
+            "controls": [{**entry, "finding": control_finding(entry, pooled)} for entry in matched],
             "pooled_seed_std_pp": pooled[0] if pooled else None, "pooled_seed_std_df": pooled[1] if pooled else None}
+
+
+def control_finding(entry, pooled):
+    """What an activation against its compute-matched control shows, in one sentence."""
+    activation, control = entry["activation"], entry["baseline"]
+    if not entry["test_used"]:
+        return f"{activation} and its control {control} could not be compared: {entry['reason'] or _reasons(entry)}."
+    if entry["significant"] and entry["test_difference_pp"] > 0:
+        return (f"{activation} beats its control {control} by {_evidence(entry)}: the gain is {activation}'s own "
+                "condition (the max with x), not the extra convolution and batch norm, which the control has too.")
+    if entry["significant"]:
+        return (f"{activation} is worse than its control {control}: {_evidence(entry)}: here the extra convolution "
+                f"and batch norm help without {activation}'s max with x.")
+    detectable = (f"; these seeds could detect about {entry['detectable_pp']:.2f} pp"
+                  if entry["detectable_pp"] is not None else "; one seed per side: the spread between seeds is "
+                  "unknown, run --seeds 3 or more")
+    return (f"{activation} and its control {control} cannot be told apart ({entry['difference_pp']:+.2f} pp, "
+            f"{TESTS[entry['test_used']]} Holm-corrected p = {entry['p_corrected']:.2g}; {entry['seeds'][0]} and "
+            f"{entry['seeds'][1]} seeds{detectable}): these runs cannot say whether {activation}'s difference "
+            "comes from its condition or from the extra convolution and batch norm.")
 
 
 def verdict(comparisons, baseline, alpha, pooled):
@@ -164,13 +195,15 @@ def verdict(comparisons, baseline, alpha, pooled):
 def _evidence(entry):
     low, high = entry["interval_pp"] or (None, None)
     interval = f"95% CI {low:+.2f} to {high:+.2f} pp; " if low is not None else ""
+    cost = f", {entry['cost']}" if entry.get("cost") else ""
     return (f"{entry['test_difference_pp']:+.2f} pp final test accuracy ({interval}{TESTS[entry['test_used']]} "
             f"p = {entry['p_value']:.2g}, Holm-corrected {entry['p_corrected']:.2g}; "
-            f"{entry['seeds'][0]} and {entry['seeds'][1]} seeds)")
+            f"{entry['seeds'][0]} and {entry['seeds'][1]} seeds){cost}")
 
 
 def _list(entries):
-    return ", ".join(f"{entry['activation']} ({entry['test_difference_pp']:+.2f} pp)" for entry in entries)
+    return ", ".join(f"{entry['activation']} ({entry['test_difference_pp']:+.2f} pp"
+                     f"{', ' + entry['cost'] if entry.get('cost') else ''})" for entry in entries)
 
 
 def _reasons(entry):

@@ -31,6 +31,18 @@ HOW_OBSERVATIONS = (
     "end, over at least the second half of training; bias positive: Flexible ReLU's bias, at or below zero at "
     f"first, became positive; gradient: a layer's final gradient norm {observations.GRADIENT_RATIO:g}× the "
     "baseline's or more, or a tenth or less. End values are the last monitored step, averaged over seeds.")
+HOW_CONTROLS = (
+    "A control has its activation's weights, parameters and FLOPs without the activation's own condition "
+    "(Funnel ReLU's: ReLU(BN(depthwise conv(x))), no max with x), so it tells the condition from the extra "
+    "convolution. Its tests are those above, Holm-corrected together with the comparisons with the baseline.")
+HOW_COSTS = (
+    "How: parameters (trainable, in the whole model and inside its activation layers) and forward FLOPs per "
+    "image are counted from the model the runs' flags build (2 per multiply-add, 1 per bias, batch norm 2 and "
+    "other activations 1 per element; Funnel ReLU 2 per tap plus 2 per element). Step time relative to the "
+    "baseline: the median over seeds of each run's batch size over its median images/s, as the runs recorded "
+    "it while they trained (side by side, sharing the machine: a rough price, not a benchmark; see bench/). "
+    "Peak memory: the median over seeds of each training process's peak resident memory (and the GPU's peak "
+    "allocation where the backend reports it).")
 FIGURE_CAPTIONS = {
     "activations": "Activation statistics per layer (mean, std, dead fraction, negative fraction) over training",
     "histograms": "Histogram of each layer's activation values at the last monitored step, every activation "
@@ -135,6 +147,33 @@ def significance_section(dataset, alpha):
     return lines + (unavailable + [""] if unavailable else []) + [HOW_SIGNIFICANCE.format(alpha=alpha), ""]
 
 
+def controls_section(dataset):
+    if not dataset["controls"]:
+        return []
+    header = ["activation", "control", "seeds", "difference (pp)", "95% CI (pp)", "Welch p (Holm)",
+              "paired p (Holm)", "verdict"]
+    rows = [[entry["activation"], entry["baseline"], f"{entry['seeds'][0]} / {entry['seeds'][1]}",
+             signed(entry["difference_pp"]), _interval(entry["interval_pp"]), _test_cell(entry, "welch"),
+             _test_cell(entry, "paired"), _verdict_cell(entry)] for entry in dataset["controls"]]
+    return ["### Each activation against its compute-matched control", "", *table(header, rows), "",
+            *(f"- {entry['finding']}" for entry in dataset["controls"]), "", HOW_CONTROLS, ""]
+
+
+def cost_section(dataset):
+    costs = dataset["costs"]
+    device = any(row["peak_device_memory_mb"] is not None for row in costs)
+    header = ["activation", "seeds", "trainable parameters", "in activation layers", "forward MFLOPs / image",
+              f"step time vs {dataset['baseline']}", "peak memory (MB)", *(["peak GPU memory (MB)"] if device else [])]
+    rows = [[row["activation"], row["seeds"], number(row["parameters"], 0), number(row["activation_parameters"], 0),
+             DASH if row["flops_per_image"] is None else f"{row['flops_per_image'] / 1e6:.3f}",
+             DASH if row["step_time_ratio"] is None else f"{row['step_time_ratio']:.2f}x",
+             number(row["peak_memory_mb"], 0), *([number(row["peak_device_memory_mb"], 0)] if device else [])]
+            for row in costs]
+    notes = [f"- {row['activation']}: {row['cost_note']}" for row in costs if row["cost_note"]]
+    return ["### What each activation costs", "", *table(header, rows), "", *notes, *([""] if notes else []),
+            HOW_COSTS, ""]
+
+
 def speed_section(dataset):
     target = dataset["target_validation_accuracy"]
     header = ["activation", "seeds",
@@ -202,7 +241,8 @@ def render(summary, figure, log_dir):
               *verdict_lines(summary), "", f"![learning curves]({figure})", ""]
     for dataset in summary["datasets"]:
         lines += [f"## {dataset['name']}", "", *significance_section(dataset, summary["alpha"]),
-                  *speed_section(dataset), *why_section(dataset), *final_activations_section(dataset)]
+                  *controls_section(dataset), *cost_section(dataset), *speed_section(dataset),
+                  *why_section(dataset), *final_activations_section(dataset)]
         if dataset["notes"]:
             lines += ["Missing:", "", *(f"- {note}" for note in dataset["notes"]), ""]
     lines += runs_section(summary)
@@ -227,6 +267,7 @@ def terminal(summary, log_dir, paths):
                          _verdict_cell(entry) if entry else DASH, statistic(group["steps_to_target"], 0)])
         lines += ["", *table(["dataset", "activation", "seeds", "final test accuracy",
                               f"vs {dataset['baseline']} (pp)", "p (Holm)", "verdict", "steps to target"], rows)]
+        lines += [f"- {entry['finding']}" for entry in dataset["controls"]]
     failed = failure_lines(summary, log_dir)
     if failed:
         lines += ["", "Failed runs:", *failed]

@@ -32,6 +32,18 @@ def trainer_config(parser, argv):
     return train_config.TrainConfig(**values)
 
 
+def with_controls(activations):
+    """``activations`` with each one's compute-matched control after it (once); UsageError if none has one."""
+    from keras_frelu.activations import controls
+
+    known = controls()
+    if not any(name in known for name in activations):
+        raise UsageError(f"--controls: none of {', '.join(activations)} has a compute-matched control; "
+                         f"{', '.join(f'{name} has {control}' for name, control in known.items())}")
+    return list(dict.fromkeys(name for activation in activations
+                              for name in (activation, known.get(activation)) if name))
+
+
 def activation_names(names):
     """The registry names of ``names`` (aliases resolved), each once, in the given order."""
     from keras_frelu import activations  # loads Keras and the layers, once the flags have been read

@@ -141,13 +141,14 @@ class Comparison:
 
     folder: str
     configs: list
-    trainer_script: str
+    trainer_script: str | tuple  # trainer.py's path, or what follows the interpreter: ("-m", MODULE, ...)
     trainer_args: list
     baseline: str = None  # the report's (keras_frelu.compare.report.write_report)
     alpha: float = 0.05
 
     def command(self, config):
-        return [sys.executable, self.trainer_script, *self.trainer_args, "--activation", config.activation,
+        trainer = [self.trainer_script] if isinstance(self.trainer_script, str) else list(self.trainer_script)
+        return [sys.executable, *trainer, *self.trainer_args, "--activation", config.activation,
                 "--dataset", config.dataset, "--seed", str(config.seed), "--train_dir", config.train_dir,
                 "--no_progress"]
 

@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from keras_frelu.compare import comparisons, observations, speed
+from keras_frelu.compare.cost_table import cost_rows
 from keras_frelu.compare.results import LAYER_STATISTICS, group_runs, layer_names
 
 SCHEMA_VERSION = 1
@@ -27,7 +28,7 @@ def summarise(folder, results, baseline=None, alpha=0.05, trainer_args=None):
         by_dataset.setdefault(group.dataset, []).append(group)
     datasets, runs = [], {}
     for dataset, groups in by_dataset.items():
-        entry, dataset_runs = dataset_summary(dataset, groups, baseline, alpha)
+        entry, dataset_runs = dataset_summary(folder, dataset, groups, baseline, alpha)
         datasets.append(entry)
         runs.update(dataset_runs)
     summary = {"schema_version": SCHEMA_VERSION, "folder": folder, "trainer_args": trainer_args, "alpha": alpha,
@@ -36,15 +37,18 @@ def summarise(folder, results, baseline=None, alpha=0.05, trainer_args=None):
     return json_ready(summary), by_dataset
 
 
-def dataset_summary(dataset, groups, baseline, alpha):
+def dataset_summary(folder, dataset, groups, baseline, alpha):
     """(the dataset's entry, ``{run name: run entry}``)."""
+    from keras_frelu import activations  # deferred: the layers, whose registration names the controls
+
     base = comparisons.choose_baseline([group.activation for group in groups], baseline)
+    costs = cost_rows(folder, groups, base)
     target = speed.common_target(run.best_validation[1] for group in groups for run in group.complete
                                  if run.best_validation)
     runs = {run.name: run_entry(run, target) for group in groups for run in group.runs}
     figures = figure_plan(dataset, groups)
     entry = {"name": dataset, "alpha": alpha, "target_validation_accuracy": target,
-             **comparisons.compare_dataset(groups, base, alpha),
+             **comparisons.compare_dataset(groups, base, alpha, activations.controls(), costs), "costs": costs,
              "groups": [group_entry(group, runs) for group in groups], "figures": figures,
              "observations": observations.observe(groups, base, {kind: figure and figure["file"]
                                                                 for kind, figure in figures.items()}),

@@ -8,6 +8,8 @@
 - ``converters``: the built-in datasets' published files into arrays;
 - ``downloader``: downloading one file over HTTP (resumed, retried, checked);
 - ``pipeline``: the tf.data input pipeline (imported on first use: the rest needs no TensorFlow).
+- ``summary``: ``check``, a folder validated and summarised (``python -m keras_frelu.data check``,
+  ``keras-frelu check``).
 
     dataset = load_dataset("digits")            # or "MNIST", "CIFAR10", ..., or a folder path
     train = make_dataset(dataset.train_images, dataset.train_labels, batch_size=64, repeat=True)

@@ -87,7 +87,7 @@ def data_file(folder):
     found = [os.path.join(folder, name) for name in DATA_FILES if os.path.isfile(os.path.join(folder, name))]
     if not found:
         raise DatasetError(f"{folder} has no data.hdf5 (or data.hy); put your examples there (see "
-                           "datasets/README.md) or download a built-in dataset with download.py")
+                           "datasets/README.md) or download a built-in dataset with download.py (keras-frelu download)")
     if len(found) > 1:
         raise DatasetError(f"{folder} holds both data.hdf5 and data.hy; remove the one you do not use")
     return found[0]
@@ -140,7 +140,7 @@ def read_folder(folder, test_fraction=0.2, seed=0, memory_limit=None, progress=N
     folder = os.path.normpath(folder)
     if not os.path.isdir(folder):
         raise DatasetError(f"{folder} does not exist; create it with data.hdf5 and id.txt (see "
-                           "datasets/README.md) or download a built-in dataset with download.py")
+                           "datasets/README.md) or download a built-in dataset with download.py (keras-frelu download)")
     memory_limit = default_memory_limit() if memory_limit is None else memory_limit
     path = data_file(folder)
     id_path = os.path.join(folder, ID_FILE)

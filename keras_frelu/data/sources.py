@@ -224,12 +224,12 @@ def find_folder(name_or_path, data_dir="datasets"):
         return prepare("digits", parent, say=lambda message: None)
     if builtin:
         raise DatasetError(f"{folder} does not exist; download it with: python download.py --dataset {builtin} "
-                           f"--data_dir {parent}")
+                           f"--data_dir {parent} (keras-frelu download, the same flags, where pip installed it)")
     found = [entry for entry in entries if not entry.startswith(".")
              and any(os.path.isfile(os.path.join(parent, entry, data)) for data in hdf5.DATA_FILES)]
     raise DatasetError(f"unknown dataset {name!r}: {parent} holds {', '.join(found) or 'no dataset'}; built-in "
-                       f"datasets: {', '.join(BUILTIN)} (python download.py --dataset NAME); or give the path of a "
-                       "folder with data.hdf5 and id.txt")
+                       f"datasets: {', '.join(BUILTIN)} (python download.py --dataset NAME, or keras-frelu download); "
+                       "or give the path of a folder with data.hdf5 and id.txt")
 
 
 def load_dataset(name_or_path, data_dir="datasets", test_fraction=0.2, seed=0, memory_limit=None, progress=None):

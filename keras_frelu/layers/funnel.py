@@ -191,17 +191,22 @@ class FunnelCondition(ActivationLayer):
         biased one. A batch of one value per channel has variance 0 either way and contributes 0.
         """
         gamma, beta = self.gammas[index], self.betas[index]
-        moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
         axes = tuple(range(len(z.shape) - 1))
         mean, variance = ops.moments(ops.cast(ops.stop_gradient(z), "float32"), axes=axes)
         biased_mean = mean + ops.cast(self.biases[index], "float32") if self.use_bias else mean
-        moving_mean.assign(moving_mean * self.momentum + biased_mean * (1.0 - self.momentum))
-        count = ops.cast(ops.size(z) // z.shape[-1], "float32")
-        unbiased_variance = variance * (count / ops.maximum(count - 1.0, 1.0))
-        moving_variance.assign(moving_variance * self.momentum + unbiased_variance * (1.0 - self.momentum))
+        self.update_moving_statistics(index, biased_mean, variance, z)
         inv_std = ops.rsqrt(variance + self.epsilon)
         scale = gamma * inv_std
         return mean, inv_std, scale, beta - mean * scale
+
+    def update_moving_statistics(self, index, mean, variance, z):
+        """Branch ``index``'s moving averages after a training batch whose convolution ``z`` (with its bias)
+        has per-channel ``mean`` and biased ``variance``; the unbiased variance is averaged (see above)."""
+        moving_mean, moving_variance = self.moving_means[index], self.moving_variances[index]
+        moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        count = ops.cast(ops.size(z) // z.shape[-1], "float32")
+        unbiased_variance = variance * (count / ops.maximum(count - 1.0, 1.0))
+        moving_variance.assign(moving_variance * self.momentum + unbiased_variance * (1.0 - self.momentum))
 
 
 @register("frelu", aliases=("funnel_relu",))

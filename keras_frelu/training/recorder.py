@@ -2,7 +2,9 @@
 step and its weights), test figures (only reported), checkpoints and metrics.json; and the checkpoints between
 windows: every --checkpoint_minutes, and at the step SIGTERM stops."""
 
+import contextlib
 import math
+import resource
 import statistics
 import tempfile
 import time
@@ -139,6 +141,7 @@ class RunRecorder(keras.callbacks.Callback):
             "wall_time_s": self.previous.get("wall_time_s", 0.0) + time.perf_counter() - self.started,
             # The median window: robust to the first window of each process, which includes tracing.
             "images_per_s": statistics.median(speeds) if speeds else 0.0,
+            **peak_memory(self.previous),
             "history": history,
         }
 
@@ -151,6 +154,20 @@ class RunRecorder(keras.callbacks.Callback):
                 if key != "step":
                     tf.summary.scalar(key, value)
         writer.flush()
+
+
+def peak_memory(previous):
+    """The training's peak memory so far, over every process of the run (a resumed run keeps the larger):
+    ``peak_memory_mb``, this process's peak resident memory, and ``peak_device_memory_mb``, the first GPU's
+    peak allocation where TensorFlow reports one (None without a GPU)."""
+    resident = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    device = None
+    if tf.config.list_logical_devices("GPU"):
+        with contextlib.suppress(ValueError, RuntimeError):  # a backend or device that does not report it
+            device = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    peaks = {"peak_memory_mb": resident, "peak_device_memory_mb": device}
+    return {key: max((known for known in (value, previous.get(key)) if known is not None), default=None)
+            for key, value in peaks.items()}
 
 
 def write_best_weights(run, step, weights):

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from layer_checks import (ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class, layer_gradients,
-                          seeded_rng, to_numpy)
+from layer_checks import (CONTROLS, ELEMENTWISE, FUNNEL, assert_matches_central_differences, layer_class,
+                          layer_gradients, seeded_rng, to_numpy)
 from test_funnel import np_funnel, np_funnel_training, randomise_funnel
 from test_layers import CHANNELS, REFERENCES, make_layer
 # test_layers' NumPy-reference tests are backend-neutral: imported here, pytest runs them under every backend.
@@ -52,9 +52,10 @@ def test_funnel_matches_numpy_depthwise_conv_and_batch_norm(name, shape, rng):
     x = rng.normal(0, 1, shape).astype(np.float32)
     layer = layer_class(name)()
     layer.build(shape)
-    expected = np_funnel(x.astype(np.float64), randomise_funnel(layer, shape[-1], rng))
+    control = name in CONTROLS
+    expected = np_funnel(x.astype(np.float64), randomise_funnel(layer, shape[-1], rng), control=control)
     np.testing.assert_allclose(to_numpy(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
-    expected = np_funnel_training(x.astype(np.float64), randomise_funnel(layer, shape[-1], rng))
+    expected = np_funnel_training(x.astype(np.float64), randomise_funnel(layer, shape[-1], rng), control=control)
     np.testing.assert_allclose(to_numpy(layer(x, training=True)), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -90,9 +91,9 @@ def test_funnel_training_gradients_match_numpy_finite_differences(name, rng):
 
     def perturbed(key, delta):
         if key == "x":
-            return float(np.sum(np_funnel_training(x + delta, branches) * cotangent))
+            return float(np.sum(np_funnel_training(x + delta, branches, control=name in CONTROLS) * cotangent))
         changed = [{**branches[0], key: branches[0][key].astype(np.float64) + delta}] + branches[1:]
-        return float(np.sum(np_funnel_training(x, changed) * cotangent))
+        return float(np.sum(np_funnel_training(x, changed, control=name in CONTROLS) * cotangent))
 
     assert_matches_central_differences(analytic, perturbed, tolerance=2e-3, rng=rng)
 
