@@ -100,6 +100,13 @@ def test_a_keras_backend_that_is_unknown_or_not_installed_is_one_line(backend, e
         assert code == 2 and out == "" and err.splitlines() == [f"{script}: error: {err.split('error: ')[1].strip()}"]
         assert expected in err, err
     assert os.listdir(tmp_path) == []
+    # evaler.py on a run with a checkpoint blames the backend, not the checkpoint
+    run = tmp_path / RUN
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text('{"flags": {"dataset": "digits"}}')
+    (run / "checkpoints" / "ckpt-00000010.keras").write_bytes(b"")
+    code, out, err = call_cli("evaler.py", "--train_dir", run)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and expected in err, err
 
 
 def test_a_run_another_process_writes_is_refused_before_tensorflow_loads(data_dir, tmp_path):
