@@ -145,16 +145,20 @@ class FunnelCondition(ActivationLayer):
 
     def call(self, inputs, training=None):
         if not (bool(training) and self.trainable):
-            kernels, bias = self.folded_condition(len(inputs.shape) - 2)
-            condition = ops.cast(bias, inputs.dtype)
-            for kernel in kernels:
-                condition = condition + depthwise_conv(inputs, ops.cast(kernel, inputs.dtype))
-            return ops.maximum(inputs, condition)
+            return ops.maximum(inputs, self.inference_condition(inputs))
         branches = [depthwise_conv(inputs, kernel) for kernel in self.kernels]  # no bias: see funnel_max
         statistics = [self.batch_statistics(funnel, index) for index, funnel in enumerate(branches)]
         biases = (ops.stack([bias.value for bias in self.biases]) if self.use_bias
                   else ops.zeros((len(branches), inputs.shape[-1])))
         return funnel_max(inputs, biases, *map(ops.stack, zip(*statistics)), *branches)
+
+    def inference_condition(self, inputs):
+        """``T(x)`` with the moving statistics, through the folded kernels."""
+        kernels, bias = self.folded_condition(len(inputs.shape) - 2)
+        condition = ops.cast(bias, inputs.dtype)
+        for kernel in kernels:
+            condition = condition + depthwise_conv(inputs, ops.cast(kernel, inputs.dtype))
+        return condition
 
     def folded_condition(self, spatial_rank):
         """The inference condition as depthwise kernels and one bias: ``(kernels, bias)``, float32.

@@ -13,11 +13,7 @@ class FunnelControl:
 
     def call(self, inputs, training=None):
         if not (bool(training) and self.trainable):
-            kernels, bias = self.folded_condition(len(inputs.shape) - 2)
-            condition = ops.cast(bias, inputs.dtype)
-            for kernel in kernels:
-                condition = condition + depthwise_conv(inputs, ops.cast(kernel, inputs.dtype))
-            return ops.relu(condition)
+            return ops.relu(self.inference_condition(inputs))
         condition = 0.0
         for index, kernel in enumerate(self.kernels):
             z = depthwise_conv(inputs, kernel)
@@ -66,14 +62,15 @@ class FunnelReLULightControl(FunnelControl, FunnelReLULight):
     Args: as ``FunnelReLULight`` (kernel_size, kernel_initializer, momentum, epsilon, and the regularizers and
     constraints of kernel, gamma and beta).
 
-    Example: with kernels of ones, a positive pixel lifts the cross-shaped neighbourhood through it.
+    Example: with kernels of ones, the negative corner, which ``FunnelReLULight`` passes through (it is x, and
+    x wins the max there), is rectified away.
 
     >>> layer = keras_frelu.layers.FunnelReLULightControl(kernel_initializer="ones")
     >>> x = np.zeros((1, 3, 3, 1))
-    >>> x[0, 1, 1, 0] = 1.0
+    >>> x[0, 1, 1, 0], x[0, 0, 0, 0] = 1.0, -2.0
     >>> np.round(keras.ops.convert_to_numpy(layer(x)), 4)[0, :, :, 0]
-    array([[0., 1., 0.],
-           [1., 2., 1.],
+    array([[0., 0., 0.],
+           [0., 2., 1.],
            [0., 1., 0.]], dtype=float32)
 
     Reference: the control of ``FunnelReLULight`` (Ma, Zhang & Sun 2020, ``shufflenetv2``).
