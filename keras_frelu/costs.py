@@ -6,7 +6,9 @@ FLOPs, for one image:
 - convolutions and dense layers: 2 per multiply-add, plus 1 per output for the bias;
 - batch normalisation: 2 per element (a scale and a shift);
 - Funnel ReLU and its controls: 2 per tap of each depthwise kernel per element, 1 per element for the bias
-  their folded batch norms leave, and 1 per element for the max (or, in a control, the ReLU);
+  their folded batch norms leave, and 1 per element for the max (or, in a control, the ReLU); the kernels
+  are counted as the layer defines them (the light variant's 1xk and kx1 lines: 2k taps), although inference
+  on up to two spatial axes adds the lines into one kxk kernel, which does k^2 multiply-adds;
 - every other activation layer: 1 per element, whatever its formula (an exponential counts as 1);
 - addition: 1 per output element; pooling: 1 per input element; dropout, flatten, reshaping and the
   zero-padding shortcut: 0.

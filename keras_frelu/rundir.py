@@ -16,6 +16,7 @@ Every file is written with ``keras_frelu.files.atomic_write``.
 
 import contextlib
 import fcntl
+import json
 import os
 import shlex
 import socket
@@ -34,6 +35,18 @@ EVAL_PREDICTIONS = "eval_predictions.npz"
 BEST_WEIGHTS = "best.weights.npz"
 LOCK = ".lock"
 EVENT_FOLDERS = ("train", "validation", "test", "activations", "eval")
+
+
+def is_chief():
+    """Whether this process writes the run's files: always, except the non-chief workers of a multi-worker run
+    (read from TF_CONFIG, so it needs no TensorFlow)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = cluster.get("task", {})
+    if not task:
+        return True
+    if "chief" in cluster.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and task.get("index", 0) == 0
 
 
 class RunLocked(UsageError):

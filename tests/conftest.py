@@ -21,20 +21,22 @@ def data_dir(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that rely on SIGINT are signal tests (``-m signals``, which CI runs again with SIGINT ignored)."""
+    """Tests that rely on signals are signal tests (``-m signals``, which CI runs again with SIGINT ignored)."""
     for item in items:
-        if "terminal_sigint" in getattr(item, "fixturenames", ()):
+        if "terminal_signals" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.signals)
 
 
 @pytest.fixture
-def terminal_sigint():
-    """SIGINT handled as a terminal's Ctrl-C is, whatever this process inherited (a background job or nohup
-    starts it ignored): Python's KeyboardInterrupt here, the default action in the children started during
-    the test. The previous handler is restored afterwards."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def terminal_signals():
+    """SIGINT and SIGTERM handled as in a terminal, whatever this process inherited (a background job or nohup
+    starts it with SIGINT ignored): Python's KeyboardInterrupt for SIGINT here, the default actions in the
+    children started during the test. The previous handlers are restored afterwards."""
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
     yield
-    signal.signal(signal.SIGINT, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _children():

@@ -203,6 +203,15 @@ def test_control_in_training_normalises_with_the_batch_updates_the_moving_statis
     assert_matches_central_differences(analytic, perturbed, tolerance=2e-3, rng=rng)
 
 
+def test_the_controls_bias_gets_an_exact_zero_gradient_in_training_as_the_funnels(rng):
+    x = sample_inputs(rng, (8, 5, 5, 3))
+    for name in ("frelu", "frelu_control"):
+        layer = layer_class(name)(kernel_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=1))
+        layer.build(x.shape)
+        _, weight_grads = gradients(layer, x, rng, training=True)
+        assert np.all(weight_grads["bias"] == 0.0), name
+
+
 def test_controls_have_the_weights_of_their_funnels():
     for activation, control in registry.controls().items():
         funnel, matched = layer_class(activation)(), layer_class(control)()

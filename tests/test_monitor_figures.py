@@ -67,7 +67,7 @@ def test_frames_drawn_without_tfplot_equal_tfplot_ones(monkeypatch):
     np.testing.assert_array_equal(by_agg, by_tfplot)
 
 
-@pytest.mark.usefixtures("terminal_sigint")
+@pytest.mark.usefixtures("terminal_signals")
 def test_the_figure_process_draws_what_figure_sets_draw_and_ignores_ctrl_c(capfd):
     arrays = [np.random.default_rng(4).normal(size=(3, 4, 4, 2)).astype(np.float32),
               np.random.default_rng(5).normal(size=(3, 7)).astype(np.float32)]

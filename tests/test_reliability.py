@@ -11,7 +11,7 @@ import time
 
 import keras
 import pytest
-from helpers import CLI_ENV, ROOT, call_cli
+from helpers import CLI_ENV, ROOT, call_cli, read_json
 
 from keras_frelu import checkpoints, config, training
 from keras_frelu.data import sources
@@ -20,7 +20,7 @@ from keras_frelu.data import sources
 RUN = "digits-relu-reference_cnn-seed0"
 
 
-@pytest.mark.usefixtures("terminal_sigint")
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_swallowed_by_a_library_still_stops_training_at_the_next_step(data_dir, tmp_path):
     """Keras's saving code catches every exception with a bare ``except:``: a Ctrl-C that lands there must
     still stop the run (it once trained on past its SIGINT)."""
@@ -134,3 +134,34 @@ def test_a_second_script_py_on_a_live_comparison_names_it(data_dir, tmp_path):
     (line,) = err.splitlines()
     assert line.startswith(f"script.py: error: {folder} is being run by another script.py: process {os.getpid()} ")
     assert sorted(os.listdir(folder)) == [".lock"]  # nothing else written
+
+
+@pytest.mark.usefixtures("terminal_signals")
+@pytest.mark.parametrize("at_step", [17, 20])  # inside a window, and a window's last step
+def test_sigterm_stops_after_the_steps_record_and_checkpoint(at_step, data_dir, tmp_path):
+    from keras_frelu.errors import Preempted
+
+    run_config = dataclasses.replace(config.TrainConfig(), data_dir=str(data_dir), train_dir=str(tmp_path),
+                                     progress=False, no_monitor=True, log_step=10, output_save_step=100,
+                                     test_sample_step=100, validation_step=10, max_training_steps=100)
+
+    class Preemption(keras.callbacks.Callback):
+        steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            if self.steps == at_step:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    # The signal comes after the recorder saw the step (this callback runs after it): inside a window the
+    # next step is the one that stops; a window's end is handled after the step's record, so it stops there.
+    stopped = at_step if at_step % 10 == 0 else at_step + 1
+    with pytest.raises(Preempted, match=f"stopped by SIGTERM at step {stopped}, its checkpoint saved"):
+        training.train(run_config, callbacks=[Preemption()])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert [step for step, _ in checkpoints.list_checkpoints(tmp_path / RUN)] == [stopped]
+    metrics = read_json(tmp_path / RUN / "metrics.json")
+    assert metrics["step"] == stopped and not metrics["complete"]
+    # The windows before the stop are all recorded, the one it ended included, with its validation.
+    assert [record["step"] for record in metrics["history"]] == list(range(10, stopped + 1, 10))
+    assert all("validation_accuracy" in record for record in metrics["history"])

@@ -1,13 +1,14 @@
 """``keras-frelu train`` and trainer.py: train a network with one activation function."""
 
 from keras_frelu import cli, config
-from keras_frelu.rundir import RunDir
+from keras_frelu.rundir import RunDir, is_chief
 
 
 def main(argv=None, prog="trainer.py"):
     run_config = config.TrainConfig(**vars(config.build_parser(prog=prog).parse_args(argv)))
     config.validate(run_config, activation=False)  # bad flags answer before TensorFlow is loaded
-    RunDir(run_config.run_dir()).check_unlocked()  # and so does a run that another process writes
+    if is_chief():  # only the chief takes the run's lock (the other workers of a multi-worker run write nothing)
+        RunDir(run_config.run_dir()).check_unlocked()  # a run that another process writes answers at once too
     cli.quiet_tensorflow(run_config.verbose)
     from keras_frelu import training  # deferred: TensorFlow is imported only when there is work to do
 

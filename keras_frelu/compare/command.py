@@ -95,8 +95,8 @@ def build_parser(prog="script.py"):
         help="the activation every other one is compared with (default: relu when compared, else the first of "
              "--activations)")
     add("--alpha", type=significance_level, default=0.05,
-        help="significance level of the comparisons, after Holm's correction over each dataset's activations "
-             "(default: %(default)s)")
+        help="significance level of the comparisons, after Holm's correction over each dataset's comparisons "
+             "(with the baseline, and with the controls) (default: %(default)s)")
     return parser
 
 

@@ -6,7 +6,8 @@ The rules (docs/comparison_json.md says the same):
   seeds, in percentage points (pp);
 - two tests (``statistics``): Welch's t-test over seeds, and the paired exact (McNemar) test on the shared
   test set with seed s of the activation paired with seed s of the baseline;
-- Holm's correction over the activations of the dataset, for each test separately;
+- Holm's correction over the dataset's comparisons (every activation against the baseline, and each activation
+  against its compute-matched control where both were trained), for each test separately;
 - the test used for the verdict is Welch's when it is possible (2 or more complete seeds on each side, some
   spread), else the paired test; a comparison is significant when that test's corrected p is below alpha;
 - the detectable difference is the one the t-test finds with 80% power at level alpha / m (m comparisons:
@@ -127,9 +128,10 @@ def compare_dataset(groups, baseline, alpha, controls=None, costs=None):
     by_activation = {group.activation: group for group in groups}
     base = by_activation[baseline]
     comparisons = [compare(group, base) for group in groups if group is not base]
+    # A pair that holds the baseline is already one of the baseline comparisons: not tested twice.
     matched = [compare(by_activation[activation], by_activation[control])
                for activation, control in (controls or {}).items()
-               if activation in by_activation and control in by_activation]
+               if activation in by_activation and control in by_activation and baseline not in (activation, control)]
     correct(comparisons + matched, alpha)
     pooled = statistics.pooled_std([final_accuracies(group) for group in groups])
     add_power(comparisons + matched, pooled, alpha)
@@ -152,9 +154,12 @@ def control_finding(entry, pooled):
     if entry["significant"]:
         return (f"{activation} is worse than its control {control}: {_evidence(entry)}: here the extra convolution "
                 f"and batch norm help without {activation}'s max with x.")
-    detectable = (f"; these seeds could detect about {entry['detectable_pp']:.2f} pp"
-                  if entry["detectable_pp"] is not None else "; one seed per side: the spread between seeds is "
-                  "unknown, run --seeds 3 or more")
+    if entry["detectable_pp"] is not None:
+        detectable = f"; these seeds could detect about {entry['detectable_pp']:.2f} pp"
+    elif min(entry["seeds"]) < 2:
+        detectable = "; with one seed on a side the spread between seeds is unknown: run --seeds 3 or more"
+    else:
+        detectable = "; the seeds show no spread to judge power by"
     return (f"{activation} and its control {control} cannot be told apart ({entry['difference_pp']:+.2f} pp, "
             f"{TESTS[entry['test_used']]} Holm-corrected p = {entry['p_corrected']:.2g}; {entry['seeds'][0]} and "
             f"{entry['seeds'][1]} seeds{detectable}): these runs cannot say whether {activation}'s difference "

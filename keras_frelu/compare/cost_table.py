@@ -72,10 +72,11 @@ def _median(values):
 
 
 def cost_phrase(row, baseline_row):
-    """"at 1.31x the step time and +1.2% parameters" for a verdict line; "" when the costs are unknown."""
+    """"at 1.31x the step time and +1.2% parameters", both against ``baseline_row`` (the side compared with),
+    for a verdict line; "" when the costs are unknown."""
     parts = []
-    if row and row.get("step_time_ratio") is not None:
-        parts.append(f"{row['step_time_ratio']:.2f}x the step time")
+    if row and baseline_row and row.get("step_time_s") and baseline_row.get("step_time_s"):
+        parts.append(f"{row['step_time_s'] / baseline_row['step_time_s']:.2f}x the step time")
     if row and baseline_row and row.get("parameters") and baseline_row.get("parameters"):
         parts.append(f"{100 * (row['parameters'] / baseline_row['parameters'] - 1):+.1f}% parameters")
     return f"at {' and '.join(parts)}" if parts else ""

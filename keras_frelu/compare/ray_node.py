@@ -75,9 +75,16 @@ def train_run(command, cwd, env, log_path, lock_path):
             with _sigterm_raises():
                 while process.poll() is None:
                     time.sleep(POLL_S)  # Python code between sleeps: ray.cancel's KeyboardInterrupt lands here
-        except (KeyboardInterrupt, _WorkerStopping):
+        except KeyboardInterrupt:  # ray.cancel: the run stops here and the driver records it as interrupted
             signal_group(process, signal.SIGTERM)
             process.wait()
+        except _WorkerStopping:  # the node goes: checkpoint, then end this worker so that Ray retries elsewhere
+            signal_group(process, signal.SIGTERM)
+            process.wait()
+            log.write(f"=== this Ray worker was told to stop (SIGTERM); the trainer saved its checkpoint (exit "
+                      f"{process.returncode}); the run is retried on another node\n")
+            log.flush()
+            os._exit(1)  # a worker that dies is a system failure, which Ray retries (max_retries)
         finally:
             if process.poll() is None:  # the worker is going away regardless: checkpoints are atomic
                 signal_group(process, signal.SIGKILL)

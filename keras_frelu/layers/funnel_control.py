@@ -16,14 +16,15 @@ class FunnelControl:
             return ops.relu(self.inference_condition(inputs))
         condition = 0.0
         for index, kernel in enumerate(self.kernels):
-            z = depthwise_conv(inputs, kernel)
-            if self.use_bias:
-                z = z + ops.cast(self.biases[index], z.dtype)  # absorbed by the batch mean: gradient 0
-            z = ops.cast(z, "float32")
+            z = ops.cast(depthwise_conv(inputs, kernel), "float32")
             mean, variance = ops.moments(z, axes=tuple(range(len(z.shape) - 1)))
-            self.update_moving_statistics(index, ops.stop_gradient(mean), ops.stop_gradient(variance), z)
-            normalized = (z - mean) * ops.rsqrt(variance + self.epsilon)
-            condition = condition + normalized * self.gammas[index] + self.betas[index]
+            beta = self.betas[index]
+            moving_mean = ops.stop_gradient(mean)
+            if self.use_bias:  # the batch mean absorbs the bias exactly, as in funnel_max: its gradient is 0
+                bias = ops.cast(self.biases[index], "float32")
+                moving_mean, beta = moving_mean + bias, beta + 0.0 * bias
+            self.update_moving_statistics(index, moving_mean, ops.stop_gradient(variance), z)
+            condition = condition + (z - mean) * ops.rsqrt(variance + self.epsilon) * self.gammas[index] + beta
         return ops.relu(ops.cast(condition, inputs.dtype))
 
 

@@ -13,7 +13,8 @@ the callbacks of ``fit``: ``interrupts`` (Ctrl-C), ``step_counter``, ``non_finit
 ``recorder`` (evaluations, best weights, checkpoints, metrics.json).
 """
 
-from keras_frelu.training.distribute import is_chief, make_strategy, scope, split_cpu
+from keras_frelu.rundir import is_chief
+from keras_frelu.training.distribute import make_strategy, scope, split_cpu
 from keras_frelu.training.network import JIT_COMPILE, build_model, compile_model
 from keras_frelu.training.resume import DATASET_IDENTITY, check_resumable, dataset_summary
 from keras_frelu.training.run import library_versions, prepare, statistics_sample, train

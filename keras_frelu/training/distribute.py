@@ -1,5 +1,5 @@
-"""Distribution: the ``tf.distribute`` strategy of ``--strategy``, logical CPU devices, which process is the
-chief, and a multi-worker run's start from the chief's state.
+"""Distribution: the ``tf.distribute`` strategy of ``--strategy``, logical CPU devices, and a multi-worker run's
+start from the chief's state (which process is the chief: ``keras_frelu.rundir.is_chief``).
 
 Under MultiWorkerMirroredStrategy creating a variable is a collective operation, so every worker builds the
 same model from the flags; the chief's values (its newest checkpoint or ``--checkpoint``) then reach the
@@ -7,7 +7,6 @@ others through one all-reduce per dtype (``start_multi_worker``).
 """
 
 import contextlib
-import json
 import os
 
 import keras
@@ -53,17 +52,6 @@ def split_cpu(num_devices):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
-
-
-def is_chief():
-    """Whether this process writes files: always, except the non-chief workers of a multi-worker run."""
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = cluster.get("task", {})
-    if not task:
-        return True
-    if "chief" in cluster.get("cluster", {}):
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and task.get("index", 0) == 0
 
 
 def work_around_keras_multi_worker(model):

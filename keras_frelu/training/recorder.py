@@ -47,16 +47,28 @@ class RunRecorder(keras.callbacks.Callback):
         self.at_best = {}
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.non_finite.diverged_at is not None:
+        # A window's last step is recorded (and saved, and stopped at) in on_epoch_end, after its evaluations.
+        if self.non_finite.diverged_at is not None or self._window_ends():
             return
         if self.interrupts.terminated:
-            if self.checkpoint_s < math.inf:
-                self.save()
-                raise Preempted(f"stopped by SIGTERM at step {self.steps.step}, its checkpoint saved")
-            raise Preempted(f"stopped by SIGTERM at step {self.steps.step} (under multi_worker the run resumes "
-                            "from its last window's checkpoint)")
-        if time.monotonic() - self.saved_at >= self.checkpoint_s:
+            self._preempt()
+        if self._checkpoint_due():
             self.save()
+
+    def _checkpoint_due(self):
+        return time.monotonic() - self.saved_at >= self.checkpoint_s
+
+    def _window_ends(self):
+        return self.steps.last or self.steps.step % self.config.log_step == 0
+
+    def _preempt(self, saved=False):
+        """Stop after SIGTERM: with a checkpoint of this step where every worker can write one (``saved``: it
+        is written already), none if its weights are not finite (the run then stops as diverged)."""
+        if self.checkpoint_s == math.inf:
+            raise Preempted(f"stopped by SIGTERM at step {self.steps.step} (under multi_worker the run resumes "
+                            "from its last --output_save_step checkpoint)")
+        if saved or self.save():
+            raise Preempted(f"stopped by SIGTERM at step {self.steps.step}, its checkpoint saved")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.non_finite.diverged_at is not None:
@@ -75,8 +87,9 @@ class RunRecorder(keras.callbacks.Callback):
                 self.progress.write(f"step {step}: test accuracy {record['test_accuracy']:.4f}, "
                                     f"test loss {record['test_loss']:.4f}")
         self.history.append(record)
-        if last or step % self.config.output_save_step == 0:
-            self.save()
+        saved = (last or step % self.config.output_save_step == 0 or self._checkpoint_due()) and self.save()
+        if self.interrupts.terminated and not last:  # at the last step the run completes instead
+            self._preempt(saved)
 
     def evaluate(self, split, write=True):
         """``{split_loss, split_accuracy}`` over the whole split, in inference mode (written to ``split/``)."""
@@ -107,9 +120,10 @@ class RunRecorder(keras.callbacks.Callback):
         return self.at_best
 
     def save(self):
-        """A checkpoint of the current step, the best weights if they are new, and metrics.json so far."""
+        """A checkpoint of the current step, the best weights if they are new, and metrics.json so far; False
+        (nothing written, training stopped as diverged) if a weight is not finite."""
         if not self.non_finite.weights_finite():
-            return
+            return False
         self.saved_at = time.monotonic()
         if self.chief:  # the checkpoint last: whatever a resumed run starts from has its history and best weights
             if not self.best_saved:
@@ -120,6 +134,7 @@ class RunRecorder(keras.callbacks.Callback):
         else:  # saving reads synchronised variables, a collective operation every worker must join
             with tempfile.TemporaryDirectory() as scratch:
                 checkpoints.save_checkpoint(self.model, scratch, self.steps.step)
+        return True
 
     def metrics(self, complete):
         """What ``metrics.json`` holds: the final test and validation figures, the best validation step and

@@ -18,7 +18,7 @@ from keras_frelu import checkpoints, data, evaluation, events, files
 from keras_frelu.config import validate, validation_interval
 from keras_frelu.errors import TrainingDiverged, UsageError
 from keras_frelu.monitor import ActivationMonitor
-from keras_frelu.rundir import RunDir
+from keras_frelu.rundir import RunDir, is_chief
 from keras_frelu.training import distribute
 from keras_frelu.training.interrupts import KeepInterrupts
 from keras_frelu.training.network import build_model, compile_model
@@ -61,7 +61,7 @@ def train(config, dataset=None, strategy=None, callbacks=()):
     if dataset is None:
         dataset = prepare(config)
     run = RunDir(config.run_dir())
-    if not distribute.is_chief():
+    if not is_chief():
         return _train(config, dataset, strategy, callbacks, run, chief=False)
     existed = os.path.isdir(run.path)
     try:
@@ -101,6 +101,10 @@ def _train_from_start(config, dataset, strategy, callbacks, run, chief):
         run.write_config({"flags": dataclasses.asdict(config), "versions": library_versions(),
                           "dataset": dataset_summary(dataset), "resumed_from": resume_from,
                           "start_step": start_step})
+    if start_step % config.steps_per_execution:
+        raise UsageError(f"{run} stopped at step {start_step}, which --steps_per_execution "
+                         f"{config.steps_per_execution} does not divide; resume it with a --steps_per_execution "
+                         "that does (e.g. 1)")
     trained = start_step >= config.max_training_steps
     # A run stopped after its last checkpoint but before it was marked complete is completed without training
     # (not under multi_worker: the other workers, which cannot tell, would wait in a collective).

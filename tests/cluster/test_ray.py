@@ -20,7 +20,7 @@ import urllib.request
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import pytest  # noqa: E402
-from helpers import CLI_ENV, popen_cli, read_json, run_cli, wait_for  # noqa: E402
+from helpers import CLI_ENV, free_port, popen_cli, read_json, run_cli, wait_for  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 from test_compare import RUN, TRAINER_FLAGS, poison, row, runs_of, table  # noqa: E402
 
@@ -67,12 +67,6 @@ def trainer_pid(run_dir):
 def assert_gone(pid):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
 
 
 def test_runs_spread_over_both_nodes_and_report_equals_each_runs_metrics(cluster, data_dir, tmp_path):
@@ -143,7 +137,7 @@ def test_a_run_whose_node_dies_resumes_on_the_other_node_from_its_checkpoint(clu
     assert output.count(f"[{name}] training on ") == 2
 
 
-@pytest.mark.usefixtures("terminal_sigint")
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_stops_every_task_and_a_rerun_keeps_complete_runs(cluster, data_dir, tmp_path):
     cluster, workers = cluster
     train_dir = tmp_path / "runs"

@@ -22,7 +22,7 @@ def tensorboard_runs(port):
         return json.load(response)
 
 
-@pytest.mark.usefixtures("terminal_sigint")
+@pytest.mark.usefixtures("terminal_signals")
 def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
     train_dir = tmp_path / "runs"
     comparison = ["--activations", "relu", "lrelu", "--seeds", 2, "--parallel", 2, "--train_dir", train_dir]
@@ -164,7 +164,7 @@ def test_interrupt_resume_failed_run_report_and_tensorboard(data_dir, tmp_path):
     assert f"| digits | {other_activation} | 2 |" in result.stdout
 
 
-@pytest.mark.signals
+@pytest.mark.usefixtures("terminal_signals")
 def test_sigterm_to_script_py_checkpoints_every_training_run_and_the_rerun_completes_them(data_dir, tmp_path):
     train_dir = tmp_path / "runs"
     command = ["--activations", "relu", "lrelu", "--seeds", 1, "--parallel", 2, "--train_dir", train_dir,

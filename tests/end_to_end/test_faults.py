@@ -98,7 +98,7 @@ def test_read_only_folder_one_line_exit_1(script, data_dir, tmp_path):
         assert sorted(os.walk(disk)) == before
 
 
-@pytest.mark.usefixtures("terminal_sigint")
+@pytest.mark.usefixtures("terminal_signals")
 def test_a_second_trainer_on_the_same_run_is_refused_and_the_first_loses_nothing(data_dir, tmp_path):
     args = ["--data_dir", data_dir, "--train_dir", tmp_path, "--max_training_steps", 100_000, *FAST]
     first = popen_cli("trainer.py", *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -72,7 +72,7 @@ def test_sigkill_then_rerun_resumes_where_the_checkpoint_left_off(data_dir, tmp_
     assert metrics["test_accuracy"] == read_json(deterministic_reference / "metrics.json")["test_accuracy"]
 
 
-@pytest.mark.signals
+@pytest.mark.usefixtures("terminal_signals")
 def test_sigterm_checkpoints_the_step_it_stops_at_and_the_rerun_ends_as_an_uninterrupted_run(
         data_dir, tmp_path, deterministic_reference):
     args = ["--data_dir", data_dir, "--train_dir", tmp_path, "--deterministic", "--seed", 1,
