@@ -416,3 +416,11 @@ def test_check_of_a_file_that_is_not_hdf5_fails_with_one_line_and_exit_2(tmp_pat
     assert lines[0].startswith(f"python -m keras_frelu.data: error: {tmp_path / 'broken' / 'data.hdf5'} is not a "
                                "readable HDF5 file (")
     assert sorted(os.listdir(tmp_path / "broken")) == ["data.hdf5", "id.txt"]
+
+
+def test_a_dot_slash_path_is_a_folder_not_a_name_under_data_dir(tmp_path, monkeypatch):
+    images, labels = small_arrays()
+    write_per_id_folder(tmp_path / "mine", images, labels)
+    monkeypatch.chdir(tmp_path)
+    dataset = load_dataset("./mine", data_dir=str(tmp_path / "datasets"))
+    assert dataset.name == "mine" and len(dataset.train_labels) + len(dataset.test_labels) == 20

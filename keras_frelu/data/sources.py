@@ -209,8 +209,9 @@ def _prepare(source, folder, data_dir, mirror, verify, keep_archives, progress, 
 def find_folder(name_or_path, data_dir="datasets"):
     """The dataset folder for a name under ``data_dir`` (any letter case) or a folder path; converts the
     bundled digits dataset on first use; DatasetError naming the known datasets otherwise."""
-    text = os.path.normpath(os.fspath(name_or_path))
-    parent, name = os.path.split(text) if os.sep in text or "/" in text else (os.fspath(data_dir), text)
+    given = os.fspath(name_or_path)
+    text = os.path.normpath(given)  # "./mine" is a path (normpath would make it the name "mine")
+    parent, name = os.path.split(text) if os.sep in given or "/" in given else (os.fspath(data_dir), text)
     parent = parent or "."
     folder = os.path.join(parent, name)
     if os.path.isdir(folder):
