@@ -76,7 +76,7 @@ def train(config, dataset=None, strategy=None, callbacks=()):
 
 @dataclasses.dataclass
 class _Inputs:
-    train_from: callable  # step -> the training batches in their seeded order from that step on
+    train_from: callable  # start_batch=STEP -> the training batches in their seeded order from that step on
     evaluation: dict  # split -> tf.data.Dataset, "validation" only if the dataset has one
     writers: dict  # split -> summary writer (the chief's only)
     validation_every: int  # steps between two validation passes
@@ -160,7 +160,7 @@ def _inputs(config, dataset, run, start_step, chief):
                                    shuffle=True, seed=config.seed, repeat=True, drop_remainder=True)
     evaluation_data = {split: data.make_dataset(images, labels, config.batch_size, shuffle=False)
                        for split, (images, labels) in splits.items()}
-    return _Inputs(lambda step: train_from(start_batch=step), evaluation_data, writers,
+    return _Inputs(train_from, evaluation_data, writers,
                    validation_interval(config, dataset.validation_size))
 
 
@@ -181,8 +181,8 @@ def _fit(config, model, strategy, inputs, run, start_step, chief, previous, extr
                 if non_finite.diverged_at is not None:
                     break
                 # The batches are already in their seeded order, hence shuffle=False.
-                model.fit(inputs.train_from(first_step), epochs=windows, steps_per_epoch=window_steps, verbose=0,
-                          shuffle=False, callbacks=callbacks)
+                model.fit(inputs.train_from(start_batch=first_step), epochs=windows, steps_per_epoch=window_steps,
+                          verbose=0, shuffle=False, callbacks=callbacks)
     finally:
         progress.close()
         for writer in inputs.writers.values():
